@@ -1,0 +1,26 @@
+//! Host tool library that builds the fluxnode kernel, initramfs, UKI and GPT disk image.
+//!
+//! Every artifact is reproducible: the same inputs give the same bytes (sorted cpio entries
+//! with mtime 0, fixed GUIDs and volume ids, a fixed filesystem clock).
+
+pub mod artifact;
+pub mod cpio;
+pub mod disk;
+pub mod error;
+pub mod esp;
+pub mod ext4;
+pub mod gpt;
+pub mod kernel;
+pub mod pe;
+pub mod pipeline;
+pub mod rootfs;
+pub mod uki;
+
+pub use error::{Error, Result};
+
+/// The kernel command line of the node, shared by the UKI and QEMU's direct kernel boot.
+/// The last `console=` becomes /dev/console, which is where PID1 writes.
+pub const DEFAULT_CMDLINE: &str = "console=tty0 console=ttyS0,115200 panic=10 loglevel=4";
+
+/// The version stamped into UKI file names and os-release.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

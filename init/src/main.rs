@@ -1,0 +1,16 @@
+//! The `fluxnode` binary. Run as PID1 it is the node's init; run any other way it is the
+//! command line for every role (multi-call, like Talos's machined).
+
+mod cli;
+mod pid1;
+mod uptime;
+
+fn main() {
+    if std::process::id() == 1 {
+        pid1::main();
+    }
+    if let Err(err) = cli::run() {
+        eprintln!("fluxnode: {err:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,57 @@
+//! Console output of PID1: the first plain line, then `tracing` logs stamped with uptime
+//! (`[    0.652] fluxnode: ready in 652 ms`), in the style of the kernel's own printk lines.
+
+use std::fmt;
+use std::io::Write;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::uptime;
+
+/// Prints one unstamped `fluxnode: ...` line straight to the console.
+pub fn first_line(msg: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "fluxnode: {msg}");
+    let _ = out.flush();
+}
+
+struct ConsoleFormat;
+
+impl<S, N> FormatEvent<S, N> for ConsoleFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let t = uptime::since_boot();
+        write!(
+            writer,
+            "[{:5}.{:03}] fluxnode: ",
+            t.as_secs(),
+            t.subsec_millis()
+        )?;
+        let level = *event.metadata().level();
+        if level != Level::INFO {
+            write!(writer, "{level}: ")?;
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// Sends `tracing` events to the console. Safe to call once; a second call is a no-op.
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .event_format(ConsoleFormat)
+        .with_writer(std::io::stdout)
+        .with_max_level(Level::INFO)
+        .try_init();
+}

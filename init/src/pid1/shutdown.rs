@@ -1,0 +1,78 @@
+//! The end of PID1: stop every process (SIGTERM, up to 10 s, then SIGKILL), sync, and power
+//! off or reboot. A fatal error takes the same road after 10 s on the console.
+
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use nix::sys::reboot::{reboot, RebootMode};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{sync, Pid};
+use tracing::{error, info, warn};
+
+use super::reaper;
+
+/// How PID1 ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    PowerOff,
+    Reboot,
+}
+
+const GRACE: Duration = Duration::from_secs(10);
+
+/// Sends `sig` to every process but PID1 and waits until none is left or `limit` passes.
+fn signal_all_and_wait(sig: Signal, limit: Duration) -> bool {
+    if kill(Pid::from_raw(-1), sig).is_err() {
+        // ESRCH: there is nobody left to signal.
+        return true;
+    }
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        reaper::reap_all();
+        if kill(Pid::from_raw(-1), None).is_err() {
+            return true;
+        }
+        sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn stop_everything() {
+    if !signal_all_and_wait(Signal::SIGTERM, GRACE) {
+        warn!(
+            "processes still running after {} s: killing",
+            GRACE.as_secs()
+        );
+        signal_all_and_wait(Signal::SIGKILL, Duration::from_secs(2));
+    }
+    reaper::reap_all();
+    sync();
+}
+
+fn halt(mode: RebootMode) -> ! {
+    let Err(e) = reboot(mode);
+    error!("reboot({mode:?}) failed: {e}; halting here");
+    loop {
+        sleep(Duration::from_secs(3600));
+    }
+}
+
+/// Stops everything and performs `action`. Never returns.
+pub fn finish(action: Action) -> ! {
+    match action {
+        Action::PowerOff => info!("powering off"),
+        Action::Reboot => info!("rebooting"),
+    }
+    stop_everything();
+    halt(match action {
+        Action::PowerOff => RebootMode::RB_POWER_OFF,
+        Action::Reboot => RebootMode::RB_AUTOBOOT,
+    })
+}
+
+/// Prints a fatal error, waits 10 s so it can be read, and reboots. Never returns.
+pub fn fatal(msg: &str) -> ! {
+    error!("fatal: {msg}; rebooting in 10 s");
+    sleep(Duration::from_secs(10));
+    finish(Action::Reboot)
+}

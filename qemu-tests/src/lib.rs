@@ -1,0 +1,14 @@
+//! A harness that boots the fluxnode image in QEMU and checks it from outside: over the
+//! serial console log, a QMP socket (powerdown, reset, quit) and hostfwd ports.
+//!
+//! Tests, `scripts/run-qemu.sh` and `scripts/bench-boot.sh` all start QEMU through
+//! [`VmBuilder`], so there is one QEMU command line in the project.
+
+pub mod accel;
+pub mod artifacts;
+pub mod ports;
+pub mod qmp;
+pub mod vm;
+
+pub use artifacts::Artifacts;
+pub use vm::{Boot, Vm, VmBuilder};

@@ -1,0 +1,144 @@
+//! The image backbone, checked from outside: direct and OVMF boots reach ready, the power
+//! button powers the guest off cleanly, cgroup controllers are on, and builds reproduce.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use qemu_tests::{Artifacts, Vm, VmBuilder};
+use serde_json::json;
+
+const BOOT: Duration = Duration::from_secs(120);
+
+fn artifacts() -> Artifacts {
+    Artifacts::locate().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A private copy of the disk image: the boot loader writes to the ESP (boot counting).
+fn disk_copy(a: &Artifacts, dir: &tempfile::TempDir) -> PathBuf {
+    let copy = dir.path().join("disk.img");
+    std::fs::copy(&a.disk, &copy).unwrap();
+    copy
+}
+
+fn ready(vm: &mut Vm) -> String {
+    vm.wait_for("fluxnode: ready in", BOOT)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn direct_kernel_boot_reaches_ready_and_selftest_powers_off() {
+    let a = artifacts();
+    let mut vm = VmBuilder::from_artifacts(&a, None)
+        .cmdline_extra("fluxnode.selftest=poweroff")
+        .spawn()
+        .unwrap();
+    let line = ready(&mut vm);
+    let log = vm.serial_log();
+    let started = log
+        .find("fluxnode: init started at ")
+        .expect("init started line");
+    assert!(
+        started < log.find(&line).unwrap(),
+        "init started comes before ready"
+    );
+    vm.wait_for("fluxnode: powering off", BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let status = vm
+        .wait_exit(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "qemu: {status}\n{}", vm.tail(20));
+    assert!(!vm.serial_log().contains("Kernel panic"), "{}", vm.tail(30));
+}
+
+#[test]
+fn gpt_disk_image_boots_through_ovmf_to_ready() {
+    let a = artifacts();
+    let dir = tempfile::tempdir().unwrap();
+    let mut vm = VmBuilder::from_artifacts(&a, Some(disk_copy(&a, &dir)))
+        .spawn()
+        .unwrap();
+    ready(&mut vm);
+    let log = vm.serial_log();
+    assert!(
+        log.contains("fluxnode: init started at "),
+        "{}",
+        vm.tail(30)
+    );
+}
+
+#[test]
+fn power_button_gives_an_orderly_poweroff_not_a_panic() {
+    let a = artifacts();
+    let mut vm = VmBuilder::from_artifacts(&a, None).spawn().unwrap();
+    ready(&mut vm);
+    vm.wait_for("power button: /dev/input/", BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    vm.qmp()
+        .unwrap()
+        .execute("system_powerdown", json!({}))
+        .unwrap();
+    vm.wait_for("fluxnode: powering off", Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let shutdown = vm
+        .qmp()
+        .unwrap()
+        .wait_event("SHUTDOWN", Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(shutdown["data"]["guest"], json!(true), "{shutdown}");
+    assert_eq!(
+        shutdown["data"]["reason"],
+        json!("guest-shutdown"),
+        "{shutdown}\n{}",
+        vm.tail(20)
+    );
+    let status = vm
+        .wait_exit(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "qemu: {status}");
+    assert!(!vm.serial_log().contains("Kernel panic"), "{}", vm.tail(30));
+}
+
+#[test]
+fn controllers_line_lists_cpu_io_memory_and_pids() {
+    let a = artifacts();
+    let mut vm = VmBuilder::from_artifacts(&a, None)
+        .cmdline_extra("fluxnode.selftest=poweroff")
+        .spawn()
+        .unwrap();
+    let line = vm
+        .wait_for("fluxnode: cgroup controllers:", BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let list: Vec<&str> = line
+        .split("controllers:")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    for c in ["cpu", "io", "memory", "pids"] {
+        assert!(list.contains(&c), "{c} missing from {line:?}");
+    }
+}
+
+#[test]
+fn building_the_image_twice_gives_identical_bytes() {
+    let a = artifacts();
+    let inputs = image::pipeline::ImageInputs {
+        kernel: a.kernel.clone(),
+        init: a.init.clone(),
+        cmdline: image::DEFAULT_CMDLINE.into(),
+        version: image::VERSION.into(),
+        disk_size: 256 * 1024 * 1024,
+    };
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = image::pipeline::build_all(&inputs, one.path()).unwrap();
+    let second = image::pipeline::build_all(&inputs, two.path()).unwrap();
+    for (x, y) in first.iter().zip(&second) {
+        assert_eq!(x.sha256, y.sha256, "{} differs between two builds", x.name);
+    }
+    // And the shipped artifacts are what these inputs give.
+    let shipped = image::artifact::sha256_file(&a.disk).unwrap();
+    assert_eq!(
+        first[3].sha256, shipped,
+        "target disk image is not reproducible from its inputs"
+    );
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Build everything the node image needs into target/fluxnode/out (or $FLUXNODE_ARTIFACTS):
+# kernel, static fluxnode binary, initramfs, UKI and the GPT disk image fluxnode.img.
+source "$(dirname "$0")/common.sh"
+kernel="$("$ROOT/scripts/build-kernel.sh" qemu | tail -n 1)"
+say "building the static fluxnode binary"
+CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
+  cargo_release -q -p fluxnode-init --target "$HOST_TRIPLE"
+init="$TARGET_DIR/$HOST_TRIPLE/release/fluxnode"
+tool="$TARGET_DIR/release/fluxnode-image"
+mkdir -p "$OUT_DIR"
+if [ -f "$OUT_DIR/fluxnode.img" ] && [ "$OUT_DIR/fluxnode.img" -nt "$init" ] \
+   && [ "$OUT_DIR/fluxnode.img" -nt "$kernel" ] && [ "$OUT_DIR/fluxnode.img" -nt "$tool" ] \
+   && cmp -s "$kernel" "$OUT_DIR/bzImage"; then
+  say "image is up to date: $OUT_DIR/fluxnode.img"
+  exit 0
+fi
+say "building initramfs, UKI and disk image in $OUT_DIR"
+cp "$kernel" "$OUT_DIR/bzImage"
+cp "$(dirname "$kernel")/vmlinux.size" "$OUT_DIR/vmlinux.size" 2>/dev/null || true
+cp "$init" "$OUT_DIR/fluxnode"
+"$tool" all --kernel "$OUT_DIR/bzImage" --init "$OUT_DIR/fluxnode" --out-dir "$OUT_DIR"
