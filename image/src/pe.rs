@@ -64,6 +64,41 @@ pub fn layout(bytes: &[u8], path: &Path) -> Result<Layout> {
     })
 }
 
+/// Offsets of the COFF TimeDateStamp and optional-header CheckSum fields.
+fn stamp_offsets(bytes: &[u8], path: &Path) -> Result<(usize, usize)> {
+    layout(bytes, path)?;
+    let pe = u32_at(bytes, 0x3c).unwrap_or(0) as usize;
+    let coff = pe + 4;
+    Ok((coff + 4, coff + 20 + 64))
+}
+
+/// The PE checksum: 16-bit one's-complement-style sum of the file with the CheckSum field
+/// taken as zero, plus the file length.
+pub fn checksum(bytes: &[u8], checksum_at: usize) -> u32 {
+    let mut sum: u64 = 0;
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let at = i * 2;
+        if at >= checksum_at && at < checksum_at + 4 {
+            continue;
+        }
+        let word = u16::from_le_bytes([pair[0], *pair.get(1).unwrap_or(&0)]) as u64;
+        sum += word;
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum = (sum & 0xffff) + (sum >> 16);
+    (sum as u32).wrapping_add(bytes.len() as u32)
+}
+
+/// Sets the COFF timestamp to 0 (objcopy stamps the current time into PE output, which
+/// would make every build differ) and recomputes the checksum.
+pub fn clear_timestamp(bytes: &mut [u8], path: &Path) -> Result<()> {
+    let (stamp_at, sum_at) = stamp_offsets(bytes, path)?;
+    bytes[stamp_at..stamp_at + 4].copy_from_slice(&0u32.to_le_bytes());
+    let sum = checksum(bytes, sum_at);
+    bytes[sum_at..sum_at + 4].copy_from_slice(&sum.to_le_bytes());
+    Ok(())
+}
+
 /// Rounds `value` up to a multiple of `align` (a power of two).
 pub fn align_up(value: u64, align: u64) -> u64 {
     (value + align - 1) & !(align - 1)
@@ -81,6 +116,21 @@ mod tests {
         // Debian 12's stub (systemd 252): its last section, .sdmagic, ends at 0x19134.
         assert!(l.section_alignment.is_power_of_two());
         assert!(l.end_rva > 0x10000 && l.end_rva < 0x100000, "{l:?}");
+    }
+
+    #[test]
+    fn checksum_matches_what_the_stub_carries() {
+        let path = Path::new("/usr/lib/systemd/boot/efi/linuxx64.efi.stub");
+        let bytes = std::fs::read(path).unwrap();
+        let (_, sum_at) = stamp_offsets(&bytes, path).unwrap();
+        let stored = u32_at(&bytes, sum_at).unwrap();
+        assert_eq!(checksum(&bytes, sum_at), stored);
+        let mut copy = bytes.clone();
+        clear_timestamp(&mut copy, path).unwrap();
+        assert_eq!(
+            copy, bytes,
+            "the stub is already stamped 0, so nothing changes"
+        );
     }
 
     #[test]

@@ -52,5 +52,7 @@ pub fn build(inputs: &UkiInputs, work: &Path, out: &Path) -> Result<()> {
     }
     cmd.arg(&inputs.stub).arg(out);
     run_tool(&mut cmd)?;
-    Ok(())
+    let mut image = fs::read(out).at(out)?;
+    pe::clear_timestamp(&mut image, out)?;
+    fs::write(out, image).at(out)
 }

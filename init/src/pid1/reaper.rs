@@ -5,20 +5,43 @@ use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use tracing::debug;
 
-/// Reaps every child that has exited, returning how many.
-pub fn reap_all() -> usize {
-    let mut reaped = 0;
+/// What one pass of the reaper found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reaped {
+    pub count: usize,
+    /// True when PID1 has no children at all: every process on the machine is gone, since
+    /// orphans are re-parented to PID1.
+    pub none_left: bool,
+}
+
+/// Reaps every child that has exited.
+pub fn reap_all() -> Reaped {
+    let mut count = 0;
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return reaped,
+            Ok(WaitStatus::StillAlive) => {
+                return Reaped {
+                    count,
+                    none_left: false,
+                }
+            }
+            Err(Errno::ECHILD) => {
+                return Reaped {
+                    count,
+                    none_left: true,
+                }
+            }
             Ok(status) => {
-                reaped += 1;
+                count += 1;
                 debug!("reaped orphan: {status:?}");
             }
             Err(Errno::EINTR) => continue,
             Err(e) => {
                 debug!("waitpid: {e}");
-                return reaped;
+                return Reaped {
+                    count,
+                    none_left: false,
+                };
             }
         }
     }

@@ -21,15 +21,16 @@ pub enum Action {
 const GRACE: Duration = Duration::from_secs(10);
 
 /// Sends `sig` to every process but PID1 and waits until none is left or `limit` passes.
+/// Shutdown may block: the event loop has ended by then.
 fn signal_all_and_wait(sig: Signal, limit: Duration) -> bool {
-    if kill(Pid::from_raw(-1), sig).is_err() {
-        // ESRCH: there is nobody left to signal.
+    if reaper::reap_all().none_left {
         return true;
     }
+    // kill(-1) reaches every process but PID1 and kernel threads.
+    let _ = kill(Pid::from_raw(-1), sig);
     let started = Instant::now();
     while started.elapsed() < limit {
-        reaper::reap_all();
-        if kill(Pid::from_raw(-1), None).is_err() {
+        if reaper::reap_all().none_left {
             return true;
         }
         sleep(Duration::from_millis(50));
