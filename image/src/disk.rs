@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 use crate::gpt::{self, Partition, ALIGN_SECTORS, SECTOR};
-use crate::{esp, ext4};
+use crate::{ext4, fat};
 
 pub const DEFAULT_BOOT_EFI: &str = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
 pub const MIB: u64 = 1024 * 1024;
+/// The ESP's FAT volume id (fixed, so images are reproducible).
+pub const ESP_VOLUME_ID: u32 = 0xF10D_0001;
 /// The smallest FLUXDATA we make: room for the ext4 journal and a little data.
 const MIN_DATA: u64 = 32 * MIB;
 
@@ -83,7 +85,7 @@ impl DiskSpec {
     }
 
     /// The files of the ESP, by path inside it.
-    fn esp_files(&self) -> Result<Vec<(String, Vec<u8>)>> {
+    pub fn esp_files(&self) -> Result<Vec<(String, Vec<u8>)>> {
         Ok(vec![
             (
                 "EFI/BOOT/BOOTX64.EFI".into(),
@@ -120,7 +122,12 @@ impl DiskSpec {
             )
         };
         let (esp_start, esp_len) = range(&esp_part);
-        esp::write(&mut file, out, esp_start, esp_len, &files)?;
+        let spec = fat::FatSpec {
+            volume_id: ESP_VOLUME_ID,
+            label: "ESP",
+            files: &files,
+        };
+        fat::write(&mut file, esp_start, esp_len, &spec)?;
         file.sync_all().at(out)?;
         drop(file);
         let (data_start, data_len) = range(&data_part);
@@ -212,17 +219,33 @@ mod tests {
             "{table}"
         );
         let [esp_part, data_part] = spec.layout().unwrap();
-        let mut f = File::open(&img).unwrap();
-        let files = esp::list(&mut f, &img, esp_part.first_lba * SECTOR, 128 * MIB).unwrap();
-        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        let esp = format!("{}@@{}", img.display(), esp_part.first_lba * SECTOR);
+        let listing = std::process::Command::new("mdir")
+            .args(["-/", "-b", "-i", &esp, "::"])
+            .output()
+            .unwrap();
+        let mut names: Vec<String> = String::from_utf8_lossy(&listing.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        names.sort();
         assert_eq!(
             names,
             [
-                "EFI/BOOT/BOOTX64.EFI",
-                "EFI/Linux/fluxnode-7.7+3.efi",
-                "loader/loader.conf"
+                "::/EFI/",
+                "::/EFI/BOOT/",
+                "::/EFI/BOOT/BOOTX64.EFI",
+                "::/EFI/Linux/",
+                "::/EFI/Linux/fluxnode-7.7+3.efi",
+                "::/loader/",
+                "::/loader/loader.conf"
             ]
         );
+        let uki = std::process::Command::new("mtype")
+            .args(["-i", &esp, "::/EFI/Linux/fluxnode-7.7+3.efi"])
+            .output()
+            .unwrap();
+        assert_eq!(uki.stdout, vec![0x5a; 300_000]);
         let fsck = std::process::Command::new("e2fsck")
             .arg("-fn")
             .arg(format!(

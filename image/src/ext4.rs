@@ -17,7 +17,11 @@ const FAKE_TIME: &str = "1704067200";
 pub fn format(image: &Path, offset: u64, size: u64) -> Result<()> {
     let mut cmd = Command::new("mke2fs");
     cmd.env("E2FSPROGS_FAKE_TIME", FAKE_TIME)
-        .args(["-q", "-F", "-t", "ext4", "-L", LABEL, "-U", UUID, "-E"])
+        // 4 KiB blocks and the default (not "small") profile, so that a first boot can grow
+        // this small filesystem to a disk of many TiB.
+        .args([
+            "-q", "-F", "-t", "ext4", "-T", "default", "-b", "4096", "-L", LABEL, "-U", UUID, "-E",
+        ])
         .arg(format!(
             "offset={offset},hash_seed={HASH_SEED},nodiscard,root_owner=0:0"
         ))

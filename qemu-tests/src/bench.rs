@@ -67,16 +67,8 @@ fn sizes(a: &Artifacts) -> Result<()> {
         zstd_encode(f, &mut counter)?;
         counter.0
     };
-    let [esp, _] = image::disk::DiskSpec::new(&a.uki, image::VERSION).layout()?;
-    let mut f = File::open(&a.disk)?;
-    let sector = image::gpt::SECTOR;
-    let esp_files = image::esp::list(
-        &mut f,
-        &a.disk,
-        esp.first_lba * sector,
-        (esp.last_lba + 1 - esp.first_lba) * sector,
-    )?;
-    let payload: u64 = esp_files.iter().map(|(_, n)| n).sum();
+    let esp_files = image::disk::DiskSpec::new(&a.uki, image::VERSION).esp_files()?;
+    let payload: u64 = esp_files.iter().map(|(_, data)| data.len() as u64).sum();
     println!("sizes:");
     println!(
         "  bzImage     {:>12} compressed   {:>12} vmlinux",
