@@ -1,8 +1,15 @@
 //! The command line of the `fluxnode` binary when it is not PID1. Each subcommand parses its
 //! arguments, calls a library, and prints.
 
-use anyhow::Result;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
+use runtime::control::{self, Request};
+
+use crate::config::Config;
+use crate::selftest::{self, Selftest};
 
 #[derive(Parser)]
 #[command(
@@ -17,26 +24,91 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the version and build details.
+    /// Print the version.
     Version,
     /// Print the cgroup v2 controllers the kernel offers under a cgroup2 mount.
     Controllers {
-        /// The cgroup2 mount point.
         #[arg(long, default_value = "/sys/fs/cgroup")]
-        root: std::path::PathBuf,
+        root: PathBuf,
     },
+    /// Node configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Talk to PID1 over its control socket.
+    Ctl {
+        #[arg(long, default_value = control::SOCKET)]
+        socket: PathBuf,
+        #[command(subcommand)]
+        command: CtlCommand,
+    },
+    /// Test services run by the qemu-tests (the image has no shell).
+    #[command(subcommand)]
+    Selftest(Selftest),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a fluxnode.toml: every problem is printed with its field; exit 1 if any.
+    Check { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum CtlCommand {
+    /// Phases, services with restarts, network and storage, as JSON.
+    Status,
+    /// Restart a service now.
+    Restart { name: String },
+    /// Orderly poweroff.
+    Shutdown,
+    /// Orderly reboot.
+    Reboot,
+}
+
+fn ctl(socket: &std::path::Path, command: CtlCommand) -> Result<()> {
+    let request = match command {
+        CtlCommand::Status => Request::Status,
+        CtlCommand::Restart { name } => Request::ServiceRestart { name },
+        CtlCommand::Shutdown => Request::Shutdown,
+        CtlCommand::Reboot => Request::Reboot,
+    };
+    let reply = control::call(socket, &request, Duration::from_secs(10))?;
+    if !reply.ok {
+        bail!("{}", reply.error.unwrap_or_else(|| "refused".into()));
+    }
+    match reply.data {
+        Some(data) => println!("{}", serde_json::to_string_pretty(&data)?),
+        None => println!("ok"),
+    }
+    Ok(())
 }
 
 pub fn run() -> Result<()> {
     match Cli::parse().command {
-        Command::Version => {
-            println!("fluxnode {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
+        Command::Version => println!("fluxnode {}", env!("CARGO_PKG_VERSION")),
         Command::Controllers { root } => {
-            let list = runtime::cgroup::available(&root)?;
-            println!("{}", list.join(" "));
-            Ok(())
+            println!("{}", runtime::cgroup::available(&root)?.join(" "))
         }
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => {
+            let (_, diags) = Config::check_file(&file)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            for d in &diags {
+                println!("{d}");
+            }
+            if !diags.is_empty() {
+                bail!(
+                    "{}: {} problem(s); a node skips those fields and applies the rest",
+                    file.display(),
+                    diags.len()
+                );
+            }
+            println!("{}: ok", file.display());
+        }
+        Command::Ctl { socket, command } => ctl(&socket, command)?,
+        Command::Selftest(test) => selftest::run(test)?,
     }
+    Ok(())
 }

@@ -2,7 +2,10 @@
 //! command line for every role (multi-call, like Talos's machined).
 
 mod cli;
+mod config;
 mod pid1;
+mod selftest;
+mod storage;
 mod uptime;
 
 fn main() {

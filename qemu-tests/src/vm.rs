@@ -60,6 +60,7 @@ pub struct VmBuilder {
     network: bool,
     reboot: bool,
     timeout: Duration,
+    data_disk: Option<PathBuf>,
 }
 
 impl VmBuilder {
@@ -74,6 +75,7 @@ impl VmBuilder {
             network: false,
             reboot: false,
             timeout: Duration::from_secs(120),
+            data_disk: None,
         }
     }
 
@@ -113,6 +115,11 @@ impl VmBuilder {
         self.network = true;
         self
     }
+    /// Attaches a disk image (virtio) to a direct boot, as the node's disk.
+    pub fn data_disk(mut self, image: impl Into<PathBuf>) -> Self {
+        self.data_disk = Some(image.into());
+        self
+    }
     /// Lets a guest reboot instead of ending QEMU.
     pub fn allow_reboot(mut self) -> Self {
         self.reboot = true;
@@ -148,6 +155,13 @@ impl VmBuilder {
             format!("unix:{},server=on,wait=off", dir.join("qmp.sock").display()),
         ]);
         a.extend(["-device".into(), "virtio-rng-pci".into()]);
+        // Every VM has a hardware watchdog, as a server would; when it fires, the VM resets.
+        a.extend([
+            "-device".into(),
+            "i6300esb".into(),
+            "-action".into(),
+            "watchdog=reset".into(),
+        ]);
         if !self.reboot {
             a.push("-no-reboot".into());
         }
@@ -161,11 +175,17 @@ impl VmBuilder {
                 a.extend(["-kernel".into(), kernel.display().to_string()]);
                 a.extend(["-initrd".into(), initrd.display().to_string()]);
                 a.extend(["-append".into(), cmdline]);
+                if let Some(disk) = &self.data_disk {
+                    a.extend([
+                        "-drive".into(),
+                        format!("if=virtio,format=raw,file={}", disk.display()),
+                    ]);
+                }
             }
             Boot::Disk { image } => {
-                if !self.cmdline_extra.is_empty() {
+                if !self.cmdline_extra.is_empty() || self.data_disk.is_some() {
                     return Err(VmError::Usage(
-                        "extra kernel command-line words need a direct boot; the UKI carries its own".into(),
+                        "extra kernel command-line words and a separate data disk need a direct boot; the UKI carries its own".into(),
                     ));
                 }
                 let vars = dir.join("OVMF_VARS.fd");

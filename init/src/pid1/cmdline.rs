@@ -38,6 +38,11 @@ impl Cmdline {
         Self::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default())
     }
 
+    /// Every word as (key, value).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.words.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.words.get(key).map(String::as_str)
     }

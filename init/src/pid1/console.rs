@@ -1,5 +1,6 @@
 //! Console output of PID1: the first plain line, then `tracing` logs stamped with uptime
-//! (`[    0.652] fluxnode: ready in 652 ms`), in the style of the kernel's own printk lines.
+//! (`[    0.652] fluxnode: ready in 652 ms`), in the style of the kernel's own printk lines,
+//! copied to the log file on /data once it is mounted.
 
 use std::fmt;
 use std::io::Write;
@@ -47,11 +48,25 @@ where
     }
 }
 
+/// Writes each formatted line to the console and, once /data is up, the log file.
+struct Tee;
+
+impl Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stdout().write_all(buf);
+        super::logfile::tee(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout().flush()
+    }
+}
+
 /// Sends `tracing` events to the console. Safe to call once; a second call is a no-op.
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .event_format(ConsoleFormat)
-        .with_writer(std::io::stdout)
+        .with_writer(|| Tee)
         .with_max_level(Level::INFO)
         .try_init();
 }

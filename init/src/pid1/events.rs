@@ -1,17 +1,22 @@
-//! PID1's event loop: one epoll over a signalfd and the power-button devices. It never
-//! blocks on anything but `epoll_wait`, and returns the shutdown it was asked for.
+//! PID1's event loop: one epoll over a signalfd, the power-button devices and the control
+//! socket. Its only wait is `epoll_wait`, bounded by the next watchdog pet and the next
+//! service restart; it returns the shutdown it was asked for.
 
 use std::fs::File;
 use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use tracing::info;
+use runtime::control::{self, Reply, Request};
+use serde_json::json;
+use tracing::{debug, info};
 
-use super::{power_button, reaper, Action};
+use super::control::{ControlServer, TOKEN_BASE};
+use super::{power_button, reaper, uptime, Action, Boot, DataState};
 
 const SIGNALS: [Signal; 5] = [
     Signal::SIGCHLD,
@@ -21,7 +26,9 @@ const SIGNALS: [Signal; 5] = [
     Signal::SIGHUP,
 ];
 const TOKEN_SIGNALS: u64 = 0;
-const TOKEN_BUTTON_BASE: u64 = 1;
+const TOKEN_CONTROL: u64 = 1;
+const TOKEN_BUTTON_BASE: u64 = 10;
+const MAX_WAIT: Duration = Duration::from_secs(1);
 
 /// Blocks PID1's signals at once, so none is lost before the loop reads them from a signalfd.
 pub fn block_signals() -> Result<SignalFd> {
@@ -37,50 +44,93 @@ pub struct Loop {
     epoll: Epoll,
     signals: SignalFd,
     buttons: Vec<File>,
+    control: Option<ControlServer>,
+    boot: Boot,
+    orphans_reaped: u64,
 }
 
 impl Loop {
-    pub fn new(signals: SignalFd) -> Result<Self> {
+    pub fn new(signals: SignalFd, mut boot: Boot) -> Result<Self> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("epoll")?;
-        epoll
-            .add(
-                signals.as_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_SIGNALS),
-            )
-            .context("epoll add signalfd")?;
-        let buttons = power_button::open_all();
-        for (i, dev) in buttons.iter().enumerate() {
-            let token = TOKEN_BUTTON_BASE + i as u64;
+        let watch = |fd: std::os::fd::BorrowedFd<'_>, token: u64, what: &str| {
             epoll
-                .add(dev.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token))
-                .context("epoll add power button")?;
+                .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+                .with_context(|| format!("epoll add {what}"))
+        };
+        watch(signals.as_fd(), TOKEN_SIGNALS, "signalfd")?;
+        let buttons = std::mem::take(&mut boot.power_buttons);
+        for (i, dev) in buttons.iter().enumerate() {
+            watch(dev.as_fd(), TOKEN_BUTTON_BASE + i as u64, "power button")?;
+        }
+        let control = boot.control.take();
+        if let Some(c) = &control {
+            watch(c.listener().as_fd(), TOKEN_CONTROL, "control socket")?;
         }
         Ok(Loop {
             epoll,
             signals,
             buttons,
+            control,
+            boot,
+            orphans_reaped: 0,
         })
+    }
+
+    pub fn into_boot(self) -> Boot {
+        self.boot
+    }
+
+    fn wait_budget(&self) -> Duration {
+        let mut wait = MAX_WAIT;
+        if let Some(w) = &self.boot.watchdog {
+            wait = wait.min(w.due_in());
+        }
+        if let Some(at) = self.boot.supervisor.next_deadline() {
+            wait = wait.min(at.saturating_duration_since(Instant::now()));
+        }
+        wait
     }
 
     /// Serves events until a shutdown is requested.
     pub fn run(&mut self) -> Result<Action> {
         // Children may have exited before the signalfd was watched.
-        reaper::reap_all();
-        let mut events = [EpollEvent::empty(); 16];
+        self.reap();
+        let mut events = [EpollEvent::empty(); 32];
         loop {
-            let n = match self.epoll.wait(&mut events, EpollTimeout::from(1000u16)) {
+            let ms = self.wait_budget().as_millis().min(u16::MAX as u128) as u16;
+            let n = match self.epoll.wait(&mut events, EpollTimeout::from(ms)) {
                 Ok(n) => n,
-                Err(Errno::EINTR) => continue,
+                Err(Errno::EINTR) => 0,
                 Err(e) => return Err(e).context("epoll_wait"),
             };
             for ev in &events[..n] {
                 let action = match ev.data() {
                     TOKEN_SIGNALS => self.on_signals()?,
-                    token => self.on_button(token),
+                    TOKEN_CONTROL => {
+                        if let Some(c) = self.control.as_mut() {
+                            c.accept(&self.epoll);
+                        }
+                        None
+                    }
+                    t if t >= TOKEN_BASE => self.on_control(t),
+                    t => self.on_button(t),
                 };
                 if let Some(action) = action {
                     return Ok(action);
                 }
+            }
+            if let Some(w) = self.boot.watchdog.as_mut() {
+                w.pet_if_due();
+            }
+            self.boot.supervisor.tick();
+        }
+    }
+
+    fn reap(&mut self) {
+        for (pid, status) in reaper::reap_all().exited {
+            if !self.boot.supervisor.on_exit(pid, &status) {
+                self.orphans_reaped += 1;
+                debug!("reaped orphan {pid}: {status:?}");
             }
         }
     }
@@ -89,9 +139,7 @@ impl Loop {
         let mut action = None;
         while let Some(info) = self.signals.read_signal().context("read signalfd")? {
             match Signal::try_from(info.ssi_signo as i32) {
-                Ok(Signal::SIGCHLD) => {
-                    reaper::reap_all();
-                }
+                Ok(Signal::SIGCHLD) => self.reap(),
                 Ok(sig @ (Signal::SIGTERM | Signal::SIGINT | Signal::SIGPWR)) => {
                     info!("{sig} from pid {}: shutting down", info.ssi_pid);
                     action = Some(Action::PowerOff);
@@ -111,5 +159,69 @@ impl Loop {
             return Some(Action::PowerOff);
         }
         None
+    }
+
+    fn on_control(&mut self, token: u64) -> Option<Action> {
+        let lines = self.control.as_mut()?.read_lines(token, &self.epoll);
+        let mut action = None;
+        for line in lines {
+            let (reply, act) = match control::parse_request(&line) {
+                Ok(req) => self.handle(req),
+                Err(e) => (Reply::error(e), None),
+            };
+            if let Some(c) = self.control.as_mut() {
+                c.reply(token, &reply);
+            }
+            action = action.or(act);
+        }
+        action
+    }
+
+    fn handle(&mut self, req: Request) -> (Reply, Option<Action>) {
+        match req {
+            Request::Status => (Reply::ok(Some(self.status())), None),
+            Request::ServiceRestart { name } => match self.boot.supervisor.restart(&name) {
+                Ok(()) => {
+                    info!("control: restarting service {name}");
+                    (Reply::ok(None), None)
+                }
+                Err(e) => (Reply::error(e), None),
+            },
+            Request::Shutdown => {
+                info!("control: shutdown requested");
+                (Reply::ok(None), Some(Action::PowerOff))
+            }
+            Request::Reboot => {
+                info!("control: reboot requested");
+                (Reply::ok(None), Some(Action::Reboot))
+            }
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let storage = match &self.boot.data {
+            DataState::Mounted { device } => {
+                json!({"state": "mounted", "device": device, "mountpoint": "/data"})
+            }
+            DataState::Degraded(reason) => json!({"state": "degraded", "reason": reason}),
+            DataState::NotYet => json!({"state": "not yet"}),
+        };
+        let phases: Vec<_> = self
+            .boot
+            .phases
+            .iter()
+            .map(|(n, ms)| json!({"name": n, "ms": ms}))
+            .collect();
+        json!({
+            "uptime_ms": uptime::ms() as u64,
+            "phases": phases,
+            "services": self.boot.supervisor.status(),
+            "net": self.boot.net,
+            "storage": storage,
+            "watchdog": self.boot.watchdog.as_ref().map(|w| w.timeout().as_secs()),
+            "orphans_reaped": self.orphans_reaped,
+            "zombies": reaper::count_zombies(),
+            "hostname": self.boot.config.hostname,
+        })
     }
 }

@@ -1,51 +1,111 @@
-//! PID1: brings the machine up as a list of phases, then serves signals until shutdown.
+//! PID1: brings the machine up as a list of phases, then serves events until shutdown.
 //!
 //! PID1 must never panic (a panic here is a kernel panic), so the whole run sits inside
 //! `catch_unwind`; a fatal error or a caught panic is printed and the machine reboots after
-//! 10 s.
+//! 10 s. Only the early phase is fatal when it fails: every later one logs and boots on.
 
 mod cmdline;
 mod console;
-mod early;
+pub mod control;
 mod events;
+mod helper;
+mod logfile;
+mod phases;
 mod power_button;
 mod reaper;
 mod shutdown;
+mod supervisor;
+mod watchdog;
 
 use std::time::Instant;
 
 use anyhow::Result;
-use tracing::info;
+use tracing::{error, info};
 
+use crate::config::Config;
 use crate::uptime;
 pub use cmdline::Cmdline;
 pub use shutdown::Action;
 
-/// What the phases learn, handed from one phase to the next.
-pub struct Boot {
-    pub cmdline: Cmdline,
+/// The state of the data partition.
+#[derive(Debug, Clone)]
+pub enum DataState {
+    NotYet,
+    Mounted { device: String },
+    Degraded(String),
 }
 
-/// Runs one named boot phase and logs how long it took.
-fn phase<T>(name: &str, run: impl FnOnce(&mut Boot) -> Result<T>, boot: &mut Boot) -> Result<T> {
-    let started = Instant::now();
-    let out = run(boot).map_err(|e| e.context(format!("phase {name}")))?;
-    info!("phase {name} done in {} ms", started.elapsed().as_millis());
-    Ok(out)
+/// What the phases learn and build, handed from one phase to the next and then to the loop.
+pub struct Boot {
+    pub cmdline: Cmdline,
+    pub config: Config,
+    pub watchdog: Option<watchdog::Watchdog>,
+    pub data: DataState,
+    pub net: Vec<String>,
+    pub supervisor: supervisor::Supervisor,
+    pub phases: Vec<(&'static str, u128)>,
+    /// Opened early, so a press during boot waits in the device until the loop reads it.
+    pub power_buttons: Vec<std::fs::File>,
+    /// Bound in the services phase, so `ready` means the socket answers.
+    pub control: Option<control::ControlServer>,
 }
+
+type Phase = fn(&mut Boot) -> Result<()>;
+
+/// The boot, in order. Adding a phase is one line here and one module in `phases`.
+const PHASES: [(&str, Phase); 6] = [
+    ("early", phases::early::run),
+    ("config", phases::config::run),
+    ("storage", phases::storage::run),
+    ("network", phases::network::run),
+    ("benchmark", phases::bench::run),
+    ("services", phases::services::run),
+];
 
 fn run() -> Result<Action> {
     let signals = events::block_signals()?;
     let mut boot = Boot {
         cmdline: Cmdline::default(),
+        config: Config::default(),
+        watchdog: None,
+        data: DataState::NotYet,
+        net: Vec::new(),
+        supervisor: supervisor::Supervisor::default(),
+        phases: Vec::new(),
+        power_buttons: Vec::new(),
+        control: None,
     };
-    phase("early", early::run, &mut boot)?;
-    info!("ready in {} ms", uptime::ms());
-    if boot.cmdline.get("fluxnode.selftest") == Some("poweroff") {
-        info!("selftest=poweroff: powering off right after ready");
-        return Ok(Action::PowerOff);
+    for (name, phase) in PHASES {
+        let started = Instant::now();
+        let result = phase(&mut boot);
+        let ms = started.elapsed().as_millis();
+        boot.phases.push((name, ms));
+        match result {
+            Ok(()) => info!("phase {name} done in {ms} ms"),
+            Err(e) if name == "early" => return Err(e.context("phase early")),
+            Err(e) => error!("phase {name} failed after {ms} ms: {e:#}; booting on"),
+        }
+        if let Some(w) = boot.watchdog.as_mut() {
+            w.pet_if_due();
+        }
     }
-    events::Loop::new(signals)?.run()
+    info!("ready in {} ms", uptime::ms());
+    match boot.cmdline.get("fluxnode.selftest") {
+        Some("poweroff") => {
+            info!("selftest=poweroff: powering off right after ready");
+            shutdown::finish(Action::PowerOff, Some(boot));
+        }
+        Some("hang") => {
+            info!("selftest=hang: no longer petting the watchdog");
+            if let Some(w) = boot.watchdog.as_mut() {
+                w.hung = true;
+            }
+        }
+        _ => {}
+    }
+    let mut event_loop = events::Loop::new(signals, boot)?;
+    let action = event_loop.run()?;
+    shutdown::finish(action, Some(event_loop.into_boot()))
 }
 
 /// The entry point when the binary runs as PID1. It never returns.
@@ -53,7 +113,7 @@ pub fn main() -> ! {
     console::first_line(&format!("init started at {} ms", uptime::ms()));
     console::init_logging();
     match std::panic::catch_unwind(run) {
-        Ok(Ok(action)) => shutdown::finish(action),
+        Ok(Ok(_)) => shutdown::fatal("shutdown returned"),
         Ok(Err(err)) => shutdown::fatal(&format!("{err:#}")),
         Err(_) => shutdown::fatal("PID1 panicked (message above)"),
     }

@@ -1,15 +1,18 @@
-//! The end of PID1: stop every process (SIGTERM, up to 10 s, then SIGKILL), sync, and power
-//! off or reboot. A fatal error takes the same road after 10 s on the console.
+//! The end of PID1: stop the services (SIGTERM, up to 10 s, then SIGKILL), then every other
+//! process, sync, unmount /data cleanly, disarm the watchdog, and power off or reboot. A
+//! fatal error takes the same road after 10 s on the console. Shutdown may block: the event
+//! loop has ended by then.
 
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use nix::mount::{mount, umount, MsFlags};
 use nix::sys::reboot::{reboot, RebootMode};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{sync, Pid};
 use tracing::{error, info, warn};
 
-use super::reaper;
+use super::{logfile, phases::storage::DATA, reaper, Boot};
 
 /// How PID1 ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,34 +23,90 @@ pub enum Action {
 
 const GRACE: Duration = Duration::from_secs(10);
 
-/// Sends `sig` to every process but PID1 and waits until none is left or `limit` passes.
-/// Shutdown may block: the event loop has ended by then.
-fn signal_all_and_wait(sig: Signal, limit: Duration) -> bool {
-    if reaper::reap_all().none_left {
-        return true;
-    }
-    // kill(-1) reaches every process but PID1 and kernel threads.
-    let _ = kill(Pid::from_raw(-1), sig);
+/// Waits until none of `pids` is alive (they are reaped meanwhile) or `limit` passes.
+fn wait_gone(pids: &[Pid], limit: Duration) -> bool {
     let started = Instant::now();
-    while started.elapsed() < limit {
-        if reaper::reap_all().none_left {
+    loop {
+        reaper::reap_all();
+        if pids.iter().all(|p| kill(*p, None).is_err()) {
             return true;
+        }
+        if started.elapsed() >= limit {
+            return false;
         }
         sleep(Duration::from_millis(50));
     }
-    false
 }
 
-fn stop_everything() {
-    if !signal_all_and_wait(Signal::SIGTERM, GRACE) {
+fn stop_services(boot: &mut Boot) {
+    boot.supervisor.stop_restarting();
+    let running = boot.supervisor.running();
+    if running.is_empty() {
+        return;
+    }
+    let pids: Vec<Pid> = running.iter().map(|(_, p)| *p).collect();
+    for (name, pid) in &running {
+        info!("stopping service {name} (pid {pid})");
+        let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGTERM);
+    }
+    if !wait_gone(&pids, GRACE) {
         warn!(
-            "processes still running after {} s: killing",
+            "services still running after {} s: killing",
             GRACE.as_secs()
         );
-        signal_all_and_wait(Signal::SIGKILL, Duration::from_secs(2));
+        for pid in &pids {
+            let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
+        }
+        wait_gone(&pids, Duration::from_secs(2));
     }
-    reaper::reap_all();
+}
+
+/// Every process but PID1 (and kernel threads): SIGTERM, wait, SIGKILL.
+fn stop_everything_else() {
+    for (sig, limit) in [
+        (Signal::SIGTERM, GRACE),
+        (Signal::SIGKILL, Duration::from_secs(2)),
+    ] {
+        if reaper::reap_all().none_left {
+            return;
+        }
+        let _ = kill(Pid::from_raw(-1), sig);
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if reaper::reap_all().none_left {
+                return;
+            }
+            sleep(Duration::from_millis(50));
+        }
+        if sig == Signal::SIGTERM {
+            warn!(
+                "processes still running after {} s: killing",
+                limit.as_secs()
+            );
+        }
+    }
+}
+
+/// Whether /data is a mount point now (from /proc/self/mounts).
+fn data_mounted() -> bool {
+    std::fs::read_to_string("/proc/self/mounts")
+        .map(|m| m.lines().any(|l| l.split_whitespace().nth(1) == Some(DATA)))
+        .unwrap_or(false)
+}
+
+fn unmount_data() {
+    logfile::stop();
     sync();
+    match umount(DATA) {
+        Ok(()) => info!("{DATA} unmounted cleanly"),
+        Err(e) => {
+            warn!("umount {DATA}: {e}; remounting read-only");
+            let flags = MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+            if let Err(e) = mount(None::<&str>, DATA, None::<&str>, flags, None::<&str>) {
+                error!("remount {DATA} read-only: {e}");
+            }
+        }
+    }
 }
 
 fn halt(mode: RebootMode) -> ! {
@@ -59,12 +118,24 @@ fn halt(mode: RebootMode) -> ! {
 }
 
 /// Stops everything and performs `action`. Never returns.
-pub fn finish(action: Action) -> ! {
+pub fn finish(action: Action, boot: Option<Boot>) -> ! {
     match action {
         Action::PowerOff => info!("powering off"),
         Action::Reboot => info!("rebooting"),
     }
-    stop_everything();
+    let mut watchdog = None;
+    if let Some(mut boot) = boot {
+        stop_services(&mut boot);
+        watchdog = boot.watchdog.take();
+    }
+    stop_everything_else();
+    if data_mounted() {
+        unmount_data();
+    }
+    sync();
+    if let Some(w) = watchdog {
+        w.magic_close();
+    }
     halt(match action {
         Action::PowerOff => RebootMode::RB_POWER_OFF,
         Action::Reboot => RebootMode::RB_AUTOBOOT,
@@ -75,5 +146,5 @@ pub fn finish(action: Action) -> ! {
 pub fn fatal(msg: &str) -> ! {
     error!("fatal: {msg}; rebooting in 10 s");
     sleep(Duration::from_secs(10));
-    finish(Action::Reboot)
+    finish(Action::Reboot, None)
 }

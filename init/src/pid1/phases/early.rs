@@ -1,5 +1,6 @@
 //! Phase early: the kernel filesystems, cgroup2 with the node's controllers, hostname,
-//! rlimits, and Ctrl-Alt-Del delivered as a signal instead of an instant reboot.
+//! rlimits, the power button, and Ctrl-Alt-Del delivered as a signal instead of an instant
+//! reboot.
 
 use std::fs;
 use std::os::fd::AsRawFd;
@@ -10,7 +11,7 @@ use nix::mount::{mount, MsFlags};
 use nix::sys::resource::{setrlimit, Resource};
 use tracing::{info, warn};
 
-use super::{Boot, Cmdline};
+use crate::pid1::{Boot, Cmdline};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
@@ -129,6 +130,7 @@ pub fn run(boot: &mut Boot) -> Result<()> {
         warn!("hostname: {e}");
     }
     set_limits();
+    boot.power_buttons = crate::pid1::power_button::open_all();
     // From now on Ctrl-Alt-Del sends SIGINT to PID1 instead of rebooting at once.
     if let Err(e) = nix::sys::reboot::set_cad_enabled(false) {
         warn!("ctrl-alt-del: {e}");

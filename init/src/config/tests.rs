@@ -1,0 +1,136 @@
+use super::*;
+
+const FILE: &str = r#"
+[node]
+hostname = "rack7-node3"
+
+[bench]
+quick = "yes"
+
+[watchdog]
+timeout = 12
+colour = "blue"
+
+[network]
+mode = "static"
+address = "192.0.2.10/24"
+gateway = "192.0.2.1"
+dns = ["192.0.2.53"]
+
+[[service]]
+name = "metrics"
+argv = ["/usr/bin/metrics", "--port", "9100"]
+restart = "on-failure"
+
+[[service]]
+name = "broken"
+argv = ["relative/path"]
+"#;
+
+#[test]
+fn defaults_boot_a_node_with_dhcp_and_a_watchdog() {
+    let c = Config::default();
+    assert_eq!(c.network.mode, NetMode::Dhcp);
+    assert!(c.watchdog.enabled && c.storage.grow);
+    assert!(c.services.is_empty());
+}
+
+#[test]
+fn bad_fields_are_named_with_their_source_and_the_rest_applies() {
+    let mut c = Config::default();
+    let diags = c.apply_toml("/data/etc/fluxnode.toml", FILE);
+    let text: Vec<String> = diags.iter().map(ToString::to_string).collect();
+    assert!(
+        text.contains(
+            &r#"config /data/etc/fluxnode.toml: [bench] quick: expected a boolean, found "yes""#
+                .to_owned()
+        ),
+        "{text:#?}"
+    );
+    assert!(
+        text.contains(&"config /data/etc/fluxnode.toml: [watchdog] colour: unknown key".to_owned()),
+        "{text:#?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("[[service]] #2") && t.contains("absolute path")),
+        "{text:#?}"
+    );
+    assert_eq!(diags.len(), 3, "{text:#?}");
+    assert_eq!(c.hostname, "rack7-node3");
+    assert!(
+        !c.bench.quick,
+        "the bad value is skipped, the default stays"
+    );
+    assert_eq!(c.watchdog.timeout_s, Some(12));
+    assert_eq!(c.network.mode, NetMode::Static);
+    assert_eq!(c.network.address, Some(("192.0.2.10".parse().unwrap(), 24)));
+    assert_eq!(
+        c.network.dns,
+        vec!["192.0.2.53".parse::<Ipv4Addr>().unwrap()]
+    );
+    assert_eq!(c.services.len(), 1);
+    assert_eq!(c.services[0].restart, Restart::OnFailure);
+}
+
+#[test]
+fn the_command_line_wins_over_the_file() {
+    let mut c = Config::default();
+    c.apply_toml("f", FILE);
+    let words = [
+        ("console", "ttyS0"),
+        ("fluxnode.selftest", "poweroff"),
+        ("fluxnode.node.hostname", "override"),
+        ("fluxnode.watchdog.enabled", "false"),
+        ("fluxnode.network.dns", "1.1.1.1,9.9.9.9"),
+        ("fluxnode.service.flap", "/init selftest flap"),
+    ];
+    let diags = c.apply_cmdline(words.into_iter());
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(c.hostname, "override");
+    assert!(!c.watchdog.enabled);
+    assert_eq!(c.network.dns.len(), 2);
+    assert_eq!(
+        c.services.last().unwrap().argv,
+        ["/init", "selftest", "flap"]
+    );
+}
+
+#[test]
+fn bad_command_line_keys_are_named() {
+    let mut c = Config::default();
+    let words = [
+        ("fluxnode.bench.quick", "maybe"),
+        ("fluxnode.nosuch", "1"),
+        ("fluxnode.log.level", "loud"),
+    ];
+    let text: Vec<String> = c
+        .apply_cmdline(words.into_iter())
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        text,
+        [
+            r#"kernel command line: fluxnode.bench.quick: expected a boolean, found "maybe""#,
+            "kernel command line: fluxnode.nosuch: expected fluxnode.<section>.<key>=<value>",
+            r#"kernel command line: fluxnode.log.level: expected one of error, warn, info, debug, trace, found "loud""#,
+        ]
+    );
+    assert_eq!(c, Config::default());
+}
+
+#[test]
+fn a_file_that_is_not_toml_is_skipped_whole_with_a_reason() {
+    let mut c = Config::default();
+    let diags = c.apply_toml("f.toml", "[node\nhostname=");
+    assert_eq!(diags.len(), 1);
+    assert!(
+        diags[0]
+            .to_string()
+            .starts_with("config f.toml: not valid TOML"),
+        "{}",
+        diags[0]
+    );
+    assert_eq!(c, Config::default());
+}

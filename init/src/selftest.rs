@@ -1,0 +1,99 @@
+//! Test services for the qemu-tests: the image has no shell, so each behaviour a test needs
+//! from a service is a subcommand of the fluxnode binary.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use nix::unistd::{fork, ForkResult};
+use runtime::control::{self, Request};
+
+#[derive(Subcommand)]
+pub enum Selftest {
+    /// Run one second, then fail.
+    Flap,
+    /// Double-fork N children that exit at once, leaving N orphans for PID1 to reap.
+    Orphans { count: u32 },
+    /// Append numbered lines to a file with fsync, forever.
+    Write { path: PathBuf },
+    /// Write a marker file (synced), then ask PID1 to reboot; after the reboot, print it.
+    RebootAfterWrite { path: PathBuf, text: String },
+    /// Print PID1's status on the console every N seconds.
+    StatusEvery { seconds: u64 },
+}
+
+fn orphans(count: u32) -> Result<()> {
+    for _ in 0..count {
+        // SAFETY: this process is single-threaded; the children only fork again and exit.
+        match unsafe { fork() }.context("fork")? {
+            ForkResult::Child => {
+                // SAFETY: as above.
+                if let Ok(ForkResult::Child) = unsafe { fork() } {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                // SAFETY: _exit is async-signal-safe and skips Rust's atexit work.
+                unsafe { libc::_exit(0) };
+            }
+            ForkResult::Parent { child } => {
+                nix::sys::wait::waitpid(child, None).context("wait for child")?;
+            }
+        }
+    }
+    println!("selftest orphans: {count} orphans left for PID1");
+    Ok(())
+}
+
+pub fn run(test: Selftest) -> Result<()> {
+    match test {
+        Selftest::Flap => {
+            std::thread::sleep(Duration::from_secs(1));
+            std::process::exit(1);
+        }
+        Selftest::Orphans { count } => orphans(count),
+        Selftest::Write { path } => {
+            let mut f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .with_context(|| path.display().to_string())?;
+            for i in 0u64.. {
+                writeln!(f, "line {i}")?;
+                f.sync_data()?;
+                if i % 100 == 0 {
+                    println!("selftest write: {i} lines");
+                }
+            }
+            Ok(())
+        }
+        Selftest::RebootAfterWrite { path, text } => {
+            if let Ok(found) = std::fs::read_to_string(&path) {
+                println!("selftest: marker found: {found}");
+                loop {
+                    std::thread::sleep(Duration::from_secs(3600));
+                }
+            }
+            std::fs::write(&path, &text).with_context(|| path.display().to_string())?;
+            OpenOptions::new().read(true).open(&path)?.sync_all()?;
+            println!("selftest: wrote {}, asking PID1 to reboot", path.display());
+            control::call(
+                std::path::Path::new(control::SOCKET),
+                &Request::Reboot,
+                Duration::from_secs(10),
+            )?;
+            std::thread::sleep(Duration::from_secs(60));
+            Ok(())
+        }
+        Selftest::StatusEvery { seconds } => loop {
+            let reply = control::call(
+                std::path::Path::new(control::SOCKET),
+                &Request::Status,
+                Duration::from_secs(5),
+            )?;
+            println!("selftest status: {}", serde_json::to_string(&reply.data)?);
+            std::thread::sleep(Duration::from_secs(seconds));
+        },
+    }
+}

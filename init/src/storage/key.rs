@@ -1,0 +1,101 @@
+//! The node identity key: Ed25519 (ring), PKCS#8, created once at /data/keys/node.key with
+//! mode 0600 and never overwritten.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use ring::rand::SystemRandom;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("node key {path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("node key {0}: not an Ed25519 PKCS#8 key; it is kept as it is, fix or remove it")]
+    Invalid(String),
+    #[error("node key: the random generator failed")]
+    Random,
+}
+
+/// Loads the key at `path`, or creates it when there is none. Returns the key and whether
+/// it was created now.
+pub fn load_or_create(path: &Path) -> Result<(Ed25519KeyPair, bool), KeyError> {
+    let name = path.display().to_string();
+    let io_err = |source| KeyError::Io {
+        path: name.clone(),
+        source,
+    };
+    match fs::read(path) {
+        Ok(bytes) => {
+            let pair =
+                Ed25519KeyPair::from_pkcs8(&bytes).map_err(|_| KeyError::Invalid(name.clone()))?;
+            return Ok((pair, false));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(e)),
+    }
+    let pkcs8 =
+        Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| KeyError::Random)?;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    fs::create_dir_all(dir).map_err(io_err)?;
+    let tmp = path.with_extension("key.new");
+    let _ = fs::remove_file(&tmp);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io_err)?;
+    f.write_all(pkcs8.as_ref()).map_err(io_err)?;
+    f.sync_all().map_err(io_err)?;
+    // A link, not a rename: if a key appeared meanwhile it is never replaced.
+    fs::hard_link(&tmp, path).map_err(io_err)?;
+    fs::remove_file(&tmp).map_err(io_err)?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err)?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| KeyError::Invalid(name))?;
+    Ok((pair, true))
+}
+
+/// The node's address, for logs.
+pub fn address(pair: &Ed25519KeyPair) -> String {
+    chain::address::Address::from_public_key(pair.public_key().as_ref()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_key_is_created_once_with_mode_0600_and_then_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/node.key");
+        let (first, created) = load_or_create(&path).unwrap();
+        assert!(created);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let (second, created) = load_or_create(&path).unwrap();
+        assert!(!created);
+        assert_eq!(first.public_key().as_ref(), second.public_key().as_ref());
+        assert!(address(&first).starts_with("fx"));
+    }
+
+    #[test]
+    fn a_corrupt_key_is_reported_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        fs::write(&path, b"garbage").unwrap();
+        let err = load_or_create(&path).err().unwrap();
+        assert!(
+            err.to_string().contains("not an Ed25519 PKCS#8 key"),
+            "{err}"
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"garbage");
+    }
+}

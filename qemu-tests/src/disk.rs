@@ -1,0 +1,120 @@
+//! Node disks for tests: private copies of the built image at a chosen size, and looking
+//! into their FLUXDATA from the host with e2fsprogs (at the partition's byte offset, using
+//! libext2fs's `image?offset=N` syntax), with no root, loop device or mount.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::Artifacts;
+
+/// Byte offset of FLUXDATA in images built by `fluxnode-image` (its layout is fixed).
+pub fn data_offset() -> u64 {
+    let spec = image::disk::DiskSpec::new("unused.efi", image::VERSION);
+    let [_, data] = spec.layout().expect("the default layout is valid");
+    data.first_lba * image::gpt::SECTOR
+}
+
+/// A copy of the built disk image in `dir`, grown (sparse) to `size` bytes if larger.
+pub fn copy_image(a: &Artifacts, dir: &Path, size: Option<u64>) -> PathBuf {
+    let copy = dir.join("node.img");
+    fs::copy(&a.disk, &copy).expect("copy the disk image");
+    if let Some(size) = size {
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(&copy)
+            .expect("open copy");
+        f.set_len(size).expect("grow copy");
+    }
+    copy
+}
+
+fn fs_arg(img: &Path) -> String {
+    format!("{}?offset={}", img.display(), data_offset())
+}
+
+/// Writes a file into FLUXDATA with debugfs (parent directories must exist or be listed
+/// in `mkdirs`).
+pub fn put_file(img: &Path, mkdirs: &[&str], inner: &str, contents: &str) {
+    let local = img.with_extension("put");
+    fs::write(&local, contents).unwrap();
+    let mut script = String::new();
+    for d in mkdirs {
+        script.push_str(&format!("mkdir {d}\n"));
+    }
+    script.push_str(&format!("write {} {inner}\n", local.display()));
+    let cmds = img.with_extension("debugfs");
+    fs::write(&cmds, script).unwrap();
+    let out = Command::new("debugfs")
+        .args(["-w", "-f"])
+        .arg(&cmds)
+        .arg(fs_arg(img))
+        .output()
+        .expect("debugfs");
+    assert!(
+        out.status.success(),
+        "debugfs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Reads a file from FLUXDATA with debugfs.
+pub fn read_file(img: &Path, inner: &str) -> String {
+    let out = Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("cat {inner}"))
+        .arg(fs_arg(img))
+        .output()
+        .expect("debugfs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `e2fsck -fn` on FLUXDATA: Ok with its report when clean and consistent.
+pub fn fsck(img: &Path) -> Result<String, String> {
+    let out = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(fs_arg(img))
+        .output()
+        .expect("e2fsck");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(report)
+    } else {
+        Err(report)
+    }
+}
+
+/// The `Filesystem state:` line of dumpe2fs, e.g. "clean".
+pub fn state(img: &Path) -> String {
+    let out = Command::new("dumpe2fs")
+        .arg("-h")
+        .arg(fs_arg(img))
+        .output()
+        .expect("dumpe2fs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Filesystem state:")
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_default()
+}
+
+/// Every path on the image's ESP, as mtools lists it (`::/EFI/Linux/...`).
+pub fn esp_listing(img: &Path) -> Vec<String> {
+    let spec = image::disk::DiskSpec::new("unused.efi", image::VERSION);
+    let [esp, _] = spec.layout().expect("the default layout is valid");
+    let arg = format!("{}@@{}", img.display(), esp.first_lba * image::gpt::SECTOR);
+    let out = Command::new("mdir")
+        .args(["-/", "-b", "-i", &arg, "::"])
+        .output()
+        .expect("mdir");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}

@@ -1,0 +1,277 @@
+//! PID1 running a node unattended, checked from outside: the data partition grows once,
+//! survives reboots and power cuts, bad config is named and skipped, services restart with
+//! backoff, orphans are reaped, the watchdog resets a hung node, and poweroff leaves the
+//! filesystem clean.
+
+use std::path::Path;
+use std::time::Duration;
+
+use qemu_tests::{disk, Artifacts, Vm, VmBuilder};
+use serde_json::{json, Value};
+
+const BOOT: Duration = Duration::from_secs(120);
+const GIB: u64 = 1 << 30;
+
+fn artifacts() -> Artifacts {
+    Artifacts::locate().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A direct boot of the built kernel and initramfs with `img` as the node disk.
+fn node(a: &Artifacts, img: &Path, cmdline: &str) -> VmBuilder {
+    let vm = VmBuilder::from_artifacts(a, None).data_disk(img);
+    if cmdline.is_empty() {
+        vm
+    } else {
+        vm.cmdline_extra(cmdline)
+    }
+}
+
+fn expect(vm: &mut Vm, needle: &str) -> String {
+    vm.wait_for(needle, BOOT).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn powered_off(vm: &mut Vm) {
+    let status = vm
+        .wait_exit(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "qemu {status}\n{}", vm.tail(30));
+}
+
+/// The MiB figure of `storage: /data on /dev/vda2, <N> MiB, ...`.
+fn data_mib(line: &str) -> u64 {
+    let after = line
+        .split(", ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no size in {line:?}"));
+    after
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Every `selftest status: {...}` line so far, parsed.
+fn statuses(vm: &Vm) -> Vec<Value> {
+    vm.serial_log()
+        .lines()
+        .filter_map(|l| l.split_once("selftest status: ").map(|(_, j)| j.to_owned()))
+        .filter_map(|j| serde_json::from_str(&j).ok())
+        .collect()
+}
+
+fn service<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or(&Value::Null)
+}
+
+#[test]
+fn grown_disk_gets_bigger_data_once() {
+    let a = artifacts();
+    let dir = tempfile::tempdir().unwrap();
+    let img = disk::copy_image(&a, dir.path(), Some(2 * GIB));
+    let mut vm = node(&a, &img, "fluxnode.selftest=poweroff")
+        .spawn()
+        .unwrap();
+    let grew = expect(&mut vm, "fluxnode: storage: grew FLUXDATA");
+    let first = data_mib(&expect(&mut vm, "fluxnode: storage: /data on"));
+    assert!((1700..=2048).contains(&first), "{first} MiB after {grew:?}");
+    powered_off(&mut vm);
+
+    let mut vm = node(&a, &img, "fluxnode.selftest=poweroff")
+        .spawn()
+        .unwrap();
+    let second = data_mib(&expect(&mut vm, "fluxnode: storage: /data on"));
+    powered_off(&mut vm);
+    assert_eq!(first, second);
+    assert!(
+        !vm.serial_log().contains("grew FLUXDATA"),
+        "grew again:\n{}",
+        vm.tail(30)
+    );
+}
+
+#[test]
+fn a_file_written_to_data_survives_a_reboot_through_the_control_socket() {
+    let a = artifacts();
+    let dir = tempfile::tempdir().unwrap();
+    let img = disk::copy_image(&a, dir.path(), None);
+    let service = "fluxnode.service.marker=\"/init selftest reboot-after-write /data/marker hello-from-boot-1\"";
+    let mut vm = node(&a, &img, service).allow_reboot().spawn().unwrap();
+    expect(&mut vm, "control: reboot requested");
+    expect(&mut vm, "fluxnode: rebooting");
+    expect(&mut vm, "fluxnode: /data unmounted cleanly");
+    let found = expect(&mut vm, "selftest: marker found:");
+    assert!(found.ends_with("hello-from-boot-1"), "{found}");
+    let starts = vm.serial_log().matches("fluxnode: init started at").count();
+    assert_eq!(starts, 2, "exactly one reboot");
+}
+
+#[test]
+fn a_flapping_service_is_restarted_with_growing_delays_and_pid1_stays_responsive() {
+    let a = artifacts();
+    let dir = tempfile::tempdir().unwrap();
+    let img = disk::copy_image(&a, dir.path(), None);
+    let services = "fluxnode.service.flap=\"/init selftest flap\" fluxnode.service.watch=\"/init selftest status-every 1\"";
+    let mut vm = node(&a, &img, services).spawn().unwrap();
+    for (n, delay) in [(1, 1), (2, 2), (3, 4), (4, 8)] {
+        expect(&mut vm, &format!("restart {n} in {delay} s"));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let all = loop {
+        let all = statuses(&vm);
+        if all
+            .last()
+            .is_some_and(|s| service(s, "flap")["restarts"].as_u64() >= Some(4))
+        {
+            break all;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "status never showed 4 restarts:\n{}",
+            vm.tail(10)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        all.len() >= 10,
+        "PID1 answered only {} status requests during ~20 s of flapping",
+        all.len()
+    );
+    let restarts: Vec<u64> = all
+        .iter()
+        .map(|s| service(s, "flap")["restarts"].as_u64().unwrap())
+        .collect();
+    assert!(restarts.windows(2).all(|w| w[0] <= w[1]), "{restarts:?}");
+    assert_eq!(
+        service(all.last().unwrap(), "flap")["last_exit"],
+        json!("exit status 1")
+    );
+    assert!(
+        vm.serial_log()
+            .contains("service flap exited (exit status 1) after 1."),
+        "{}",
+        vm.tail(20)
+    );
+}
+
+#[test]
+fn an_orphan_storm_leaves_no_zombies() {
+    let a = artifacts();
+    let dir = tempfile::tempdir().unwrap();
+    let img = disk::copy_image(&a, dir.path(), None);
+    let services = "fluxnode.service.storm=\"/init selftest orphans 1000\" fluxnode.service.watch=\"/init selftest status-every 2\"";
+    let mut vm = node(&a, &img, services).spawn().unwrap();
+    expect(&mut vm, "selftest orphans: 1000 orphans left for PID1");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let done = statuses(&vm)
+            .into_iter()
+            .find(|s| s["orphans_reaped"].as_u64() >= Some(1000) && s["zombies"] == 0);
+        if done.is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no status with 1000 orphans reaped and 0 zombies:\n{}",
+            vm.tail(10)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn the_watchdog_resets_a_node_whose_loop_hangs() {
+    let a = artifacts();
+    let dir = tempfile::tempdir().unwrap();
+    let img = disk::copy_image(&a, dir.path(), None);
+    let mut vm = node(
+        &a,
+        &img,
+        "fluxnode.selftest=hang fluxnode.watchdog.timeout=4",
+    )
+    .spawn()
+    .unwrap();
+    vm.qmp().unwrap();
+    expect(&mut vm, "watchdog: /dev/watchdog armed, timeout 4 s");
+    expect(&mut vm, "selftest=hang: no longer petting the watchdog");
+    let ev = vm
+        .qmp()
+        .unwrap()
+        .wait_event("WATCHDOG", Duration::from_secs(90))
+        .unwrap_or_else(|e| panic!("{e}\n{}", vm.tail(20)));
+    assert_eq!(ev["data"]["action"], json!("reset"), "{ev}");
+}
+
+#[test]
+fn a_power_cut_mid_write_is_followed_by_e2fsck_and_a_ready_node() {
+    let a = artifacts();
+    let dir = tempfile::tempdir().unwrap();
+    let img = disk::copy_image(&a, dir.path(), None);
+    let mut vm = node(
+        &a,
+        &img,
+        "fluxnode.service.writer=\"/init selftest write /data/writes.txt\"",
+    )
+    .spawn()
+    .unwrap();
+    expect(&mut vm, "selftest write: 200 lines");
+    let _ = vm.qmp().unwrap().execute("quit", json!({}));
+    let _ = vm.wait_exit(Duration::from_secs(30));
+    drop(vm);
+
+    let mut vm = node(&a, &img, "fluxnode.selftest=poweroff")
+        .spawn()
+        .unwrap();
+    expect(&mut vm, "e2fsck /dev/vda2: not cleanly unmounted, checking");
+    expect(&mut vm, "e2fsck /dev/vda2: done");
+    expect(&mut vm, "fluxnode: storage: /data on /dev/vda2");
+    expect(&mut vm, "fluxnode: ready in");
+    powered_off(&mut vm);
+    disk::fsck(&img).unwrap_or_else(|report| panic!("not consistent after recovery:\n{report}"));
+    assert!(disk::read_file(&img, "writes.txt").starts_with("line 0\nline 1\n"));
+}
+
+#[test]
+fn a_bad_config_value_is_named_and_everything_else_applies() {
+    let a = artifacts();
+    let dir = tempfile::tempdir().unwrap();
+    let img = disk::copy_image(&a, dir.path(), None);
+    let toml = "[node]\nhostname = \"cfgtest\"\n\n[bench]\nquick = \"yes\"\n";
+    disk::put_file(&img, &["etc"], "etc/fluxnode.toml", toml);
+    let mut vm = node(&a, &img, "fluxnode.selftest=poweroff")
+        .spawn()
+        .unwrap();
+    expect(
+        &mut vm,
+        r#"config /data/etc/fluxnode.toml: [bench] quick: expected a boolean, found "yes" (skipped)"#,
+    );
+    expect(&mut vm, "fluxnode: hostname cfgtest");
+    expect(&mut vm, "fluxnode: ready in");
+    powered_off(&mut vm);
+}
+
+#[test]
+fn after_powerdown_the_data_partition_is_clean() {
+    let a = artifacts();
+    let dir = tempfile::tempdir().unwrap();
+    let img = disk::copy_image(&a, dir.path(), None);
+    let mut vm = VmBuilder::from_artifacts(&a, Some(img.clone()))
+        .spawn()
+        .unwrap();
+    expect(&mut vm, "fluxnode: storage: /data on");
+    expect(&mut vm, "fluxnode: ready in");
+    vm.qmp()
+        .unwrap()
+        .execute("system_powerdown", json!({}))
+        .unwrap();
+    expect(&mut vm, "fluxnode: /data unmounted cleanly");
+    powered_off(&mut vm);
+    disk::fsck(&img).unwrap_or_else(|report| panic!("{report}"));
+    assert_eq!(disk::state(&img), "clean");
+}

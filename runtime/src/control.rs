@@ -1,0 +1,134 @@
+//! The PID1 control protocol: one JSON request and one JSON reply per line over the unix
+//! socket `/run/fluxnode/control.sock` (mode 0600, root only). PID1 serves it; the chain node
+//! and `fluxnode ctl` call it through the small blocking client here.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub const SOCKET: &str = "/run/fluxnode/control.sock";
+/// The longest request line PID1 reads; longer ones are refused.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// What a client asks PID1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request")]
+pub enum Request {
+    /// Phases, services with restarts, network, storage.
+    #[serde(rename = "status")]
+    Status,
+    #[serde(rename = "service.restart")]
+    ServiceRestart { name: String },
+    #[serde(rename = "shutdown")]
+    Shutdown,
+    #[serde(rename = "reboot")]
+    Reboot,
+}
+
+/// PID1's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+}
+
+impl Reply {
+    pub fn ok(data: Option<serde_json::Value>) -> Self {
+        Reply {
+            ok: true,
+            error: None,
+            data,
+        }
+    }
+    pub fn error(msg: impl Into<String>) -> Self {
+        Reply {
+            ok: false,
+            error: Some(msg.into()),
+            data: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("control socket {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("control socket {path}: bad reply {line:?}")]
+    BadReply { path: String, line: String },
+}
+
+/// Parses one request line; the error says what was wrong with it.
+pub fn parse_request(line: &str) -> Result<Request, String> {
+    serde_json::from_str(line).map_err(|e| format!("bad request: {e}"))
+}
+
+/// Sends one request and waits (up to `timeout`) for its reply.
+pub fn call(socket: &Path, request: &Request, timeout: Duration) -> Result<Reply, ControlError> {
+    let path = socket.display().to_string();
+    let io = |source| ControlError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut stream = UnixStream::connect(socket).map_err(io)?;
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    stream.set_write_timeout(Some(timeout)).map_err(io)?;
+    let mut line = serde_json::to_string(request).expect("requests always serialize");
+    line.push('\n');
+    stream.write_all(line.as_bytes()).map_err(io)?;
+    let mut reply = String::new();
+    BufReader::new(&stream).read_line(&mut reply).map_err(io)?;
+    serde_json::from_str(&reply).map_err(|_| ControlError::BadReply { path, line: reply })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_have_a_stable_wire_form() {
+        let r = Request::ServiceRestart {
+            name: "chain".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"request":"service.restart","name":"chain"}"#
+        );
+        assert_eq!(
+            parse_request(r#"{"request":"status"}"#),
+            Ok(Request::Status)
+        );
+        assert!(parse_request(r#"{"request":"format-disk"}"#)
+            .unwrap_err()
+            .starts_with("bad request"));
+    }
+
+    #[test]
+    fn a_client_and_a_server_talk_over_a_real_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(&conn).read_line(&mut line).unwrap();
+            assert_eq!(parse_request(&line), Ok(Request::Reboot));
+            let reply =
+                serde_json::to_string(&Reply::ok(Some(serde_json::json!({"rebooting": true}))))
+                    .unwrap();
+            (&conn).write_all(format!("{reply}\n").as_bytes()).unwrap();
+        });
+        let reply = call(&path, &Request::Reboot, Duration::from_secs(5)).unwrap();
+        server.join().unwrap();
+        assert!(reply.ok);
+        assert_eq!(reply.data.unwrap()["rebooting"], true);
+    }
+}
