@@ -43,6 +43,8 @@ enum Command {
         #[command(subcommand)]
         command: CtlCommand,
     },
+    /// Run the DHCPv4 client on a link (PID1 starts one per link as a service).
+    Dhcp { iface: String },
     /// Test services run by the qemu-tests (the image has no shell).
     #[command(subcommand)]
     Selftest(Selftest),
@@ -108,6 +110,7 @@ pub fn run() -> Result<()> {
             println!("{}: ok", file.display());
         }
         Command::Ctl { socket, command } => ctl(&socket, command)?,
+        Command::Dhcp { iface } => crate::net::client::run(&iface)?,
         Command::Selftest(test) => selftest::run(test)?,
     }
     Ok(())

@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod net;
 mod pid1;
 mod selftest;
 mod storage;

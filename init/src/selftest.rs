@@ -21,6 +21,8 @@ pub enum Selftest {
     Write { path: PathBuf },
     /// Write a marker file (synced), then ask PID1 to reboot; after the reboot, print it.
     RebootAfterWrite { path: PathBuf, text: String },
+    /// Connect to ADDR (retrying while the network comes up), send TEXT, then idle.
+    Dial { addr: String, text: String },
     /// Print PID1's status on the console every N seconds.
     StatusEvery { seconds: u64 },
 }
@@ -85,6 +87,26 @@ pub fn run(test: Selftest) -> Result<()> {
             )?;
             std::thread::sleep(Duration::from_secs(60));
             Ok(())
+        }
+        Selftest::Dial { addr, text } => {
+            let mut last_err = None;
+            for _ in 0..120 {
+                match std::net::TcpStream::connect(&addr) {
+                    Ok(mut s) => {
+                        s.write_all(text.as_bytes())?;
+                        println!("selftest dial: sent {} bytes to {addr}", text.len());
+                        loop {
+                            std::thread::sleep(Duration::from_secs(3600));
+                        }
+                    }
+                    Err(e) => last_err = Some(e),
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            anyhow::bail!(
+                "connect {addr}: {}",
+                last_err.map(|e| e.to_string()).unwrap_or_default()
+            )
         }
         Selftest::StatusEvery { seconds } => loop {
             let reply = control::call(

@@ -13,6 +13,9 @@ use crate::Artifacts;
 
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// The address at which a guest reaches this host's forwarded ports. QEMU refuses a
+/// guestfwd on its own 10.0.2.2, so another address of the user network is used.
+pub const GUEST_HOST: &str = "10.0.2.100";
 
 /// How the VM boots.
 #[derive(Debug, Clone)]
@@ -61,6 +64,7 @@ pub struct VmBuilder {
     reboot: bool,
     timeout: Duration,
     data_disk: Option<PathBuf>,
+    guestfwds: Vec<u16>,
 }
 
 impl VmBuilder {
@@ -76,6 +80,7 @@ impl VmBuilder {
             reboot: false,
             timeout: Duration::from_secs(120),
             data_disk: None,
+            guestfwds: Vec::new(),
         }
     }
 
@@ -118,6 +123,13 @@ impl VmBuilder {
     /// Attaches a disk image (virtio) to a direct boot, as the node's disk.
     pub fn data_disk(mut self, image: impl Into<PathBuf>) -> Self {
         self.data_disk = Some(image.into());
+        self
+    }
+    /// Lets the guest reach 127.0.0.1:`port` on this host as GUEST_HOST:`port` (turns
+    /// networking on). The host side must be listening before `spawn`.
+    pub fn guestfwd(mut self, port: u16) -> Self {
+        self.guestfwds.push(port);
+        self.network = true;
         self
     }
     /// Lets a guest reboot instead of ending QEMU.
@@ -207,6 +219,11 @@ impl VmBuilder {
             let mut netdev = "user,id=n0,restrict=on".to_owned();
             for (host, guest) in &self.forwards {
                 netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+            }
+            for port in &self.guestfwds {
+                netdev.push_str(&format!(
+                    ",guestfwd=tcp:{GUEST_HOST}:{port}-tcp:127.0.0.1:{port}"
+                ));
             }
             a.extend(["-netdev".into(), netdev]);
             a.extend(["-device".into(), "virtio-net-pci,netdev=n0,romfile=".into()]);

@@ -275,3 +275,42 @@ fn after_powerdown_the_data_partition_is_clean() {
     disk::fsck(&img).unwrap_or_else(|report| panic!("{report}"));
     assert_eq!(disk::state(&img), "clean");
 }
+
+#[test]
+fn the_dhcp_lease_is_qemus_and_a_guest_service_reaches_a_host_listener() {
+    use std::io::Read;
+    let a = artifacts();
+    let dir = tempfile::tempdir().unwrap();
+    let img = disk::copy_image(&a, dir.path(), None);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut text = String::new();
+        let mut buf = [0u8; 64];
+        while let Ok(n) = conn.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if text.len() >= "hello-from-the-guest".len() {
+                break;
+            }
+        }
+        text
+    });
+    let service = format!(
+        "fluxnode.service.dial=\"/init selftest dial {}:{port} hello-from-the-guest\"",
+        qemu_tests::vm::GUEST_HOST
+    );
+    let mut vm = node(&a, &img, &service).guestfwd(port).spawn().unwrap();
+    let line = expect(&mut vm, "fluxnode: net eth0 ");
+    assert!(
+        line.contains("net eth0 10.0.2.15/24 gw ") && line.ends_with("(dhcp)"),
+        "{line}"
+    );
+    expect(&mut vm, "selftest dial: sent 20 bytes");
+    assert_eq!(received.join().unwrap(), "hello-from-the-guest");
+}
