@@ -226,7 +226,10 @@ impl VmBuilder {
                 ));
             }
             a.extend(["-netdev".into(), netdev]);
-            a.extend(["-device".into(), "virtio-net-pci,netdev=n0,romfile=".into()]);
+            a.extend([
+                "-device".into(),
+                "virtio-net-pci,netdev=n0,id=nic0,romfile=".into(),
+            ]);
         }
         Ok(a)
     }

@@ -69,3 +69,18 @@ pub fn link_up(name: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// The IPv4 addresses the kernel has now, as (link, "a.b.c.d/prefix"), for status.
+pub fn ipv4_addresses() -> Vec<(String, String)> {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    addrs
+        .filter_map(|a| {
+            let ip = a.address?.as_sockaddr_in()?.ip();
+            let mask = a.netmask.and_then(|m| m.as_sockaddr_in().map(|s| s.ip()));
+            let prefix = mask.and_then(dhcp::prefix_of).unwrap_or(32);
+            Some((a.interface_name, format!("{ip}/{prefix}")))
+        })
+        .collect()
+}

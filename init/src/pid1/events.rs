@@ -206,6 +206,10 @@ impl Loop {
             DataState::Degraded(reason) => json!({"state": "degraded", "reason": reason}),
             DataState::NotYet => json!({"state": "not yet"}),
         };
+        let net: Vec<_> = crate::net::ipv4_addresses()
+            .into_iter()
+            .map(|(link, addr)| json!({"link": link, "address": addr}))
+            .collect();
         let phases: Vec<_> = self
             .boot
             .phases
@@ -216,7 +220,8 @@ impl Loop {
             "uptime_ms": uptime::ms() as u64,
             "phases": phases,
             "services": self.boot.supervisor.status(),
-            "net": self.boot.net,
+            "net": net,
+            "net_config": self.boot.net,
             "storage": storage,
             "watchdog": self.boot.watchdog.as_ref().map(|w| w.timeout().as_secs()),
             "orphans_reaped": self.orphans_reaped,
