@@ -41,6 +41,11 @@ fn direct_kernel_boot_reaches_ready_and_selftest_powers_off() {
         started < log.find(&line).unwrap(),
         "init started comes before ready"
     );
+    assert!(
+        log.contains("storage degraded: no partition labelled FLUXDATA"),
+        "without a disk the node says plainly that it runs degraded:\n{}",
+        vm.tail(30)
+    );
     vm.wait_for("fluxnode: powering off", BOOT)
         .unwrap_or_else(|e| panic!("{e}"));
     let status = vm

@@ -3,7 +3,7 @@
 //! backoff, orphans are reaped, the watchdog resets a hung node, and poweroff leaves the
 //! filesystem clean.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use qemu_tests::{disk, Artifacts, Vm, VmBuilder};
@@ -12,17 +12,29 @@ use serde_json::{json, Value};
 const BOOT: Duration = Duration::from_secs(120);
 const GIB: u64 = 1 << 30;
 
-fn artifacts() -> Artifacts {
-    Artifacts::locate().unwrap_or_else(|e| panic!("{e}"))
+/// A node disk of its own: a private copy of the built image, optionally grown.
+struct Node {
+    a: Artifacts,
+    img: PathBuf,
+    _dir: tempfile::TempDir,
 }
 
-/// A direct boot of the built kernel and initramfs with `img` as the node disk.
-fn node(a: &Artifacts, img: &Path, cmdline: &str) -> VmBuilder {
-    let vm = VmBuilder::from_artifacts(a, None).data_disk(img);
-    if cmdline.is_empty() {
-        vm
-    } else {
-        vm.cmdline_extra(cmdline)
+impl Node {
+    fn new(size: Option<u64>) -> Self {
+        let a = Artifacts::locate().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
+        let img = disk::copy_image(&a, dir.path(), size);
+        Node { a, img, _dir: dir }
+    }
+
+    /// A direct boot of the built kernel and initramfs with this disk attached.
+    fn boot(&self, cmdline: &str) -> VmBuilder {
+        let vm = VmBuilder::from_artifacts(&self.a, None).data_disk(&self.img);
+        if cmdline.is_empty() {
+            vm
+        } else {
+            vm.cmdline_extra(cmdline)
+        }
     }
 }
 
@@ -72,20 +84,14 @@ fn service<'a>(status: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn grown_disk_gets_bigger_data_once() {
-    let a = artifacts();
-    let dir = tempfile::tempdir().unwrap();
-    let img = disk::copy_image(&a, dir.path(), Some(2 * GIB));
-    let mut vm = node(&a, &img, "fluxnode.selftest=poweroff")
-        .spawn()
-        .unwrap();
+    let n = Node::new(Some(2 * GIB));
+    let mut vm = n.boot("fluxnode.selftest=poweroff").spawn().unwrap();
     let grew = expect(&mut vm, "fluxnode: storage: grew FLUXDATA");
     let first = data_mib(&expect(&mut vm, "fluxnode: storage: /data on"));
     assert!((1700..=2048).contains(&first), "{first} MiB after {grew:?}");
     powered_off(&mut vm);
 
-    let mut vm = node(&a, &img, "fluxnode.selftest=poweroff")
-        .spawn()
-        .unwrap();
+    let mut vm = n.boot("fluxnode.selftest=poweroff").spawn().unwrap();
     let second = data_mib(&expect(&mut vm, "fluxnode: storage: /data on"));
     powered_off(&mut vm);
     assert_eq!(first, second);
@@ -98,11 +104,9 @@ fn grown_disk_gets_bigger_data_once() {
 
 #[test]
 fn a_file_written_to_data_survives_a_reboot_through_the_control_socket() {
-    let a = artifacts();
-    let dir = tempfile::tempdir().unwrap();
-    let img = disk::copy_image(&a, dir.path(), None);
+    let n = Node::new(None);
     let service = "fluxnode.service.marker=\"/init selftest reboot-after-write /data/marker hello-from-boot-1\"";
-    let mut vm = node(&a, &img, service).allow_reboot().spawn().unwrap();
+    let mut vm = n.boot(service).allow_reboot().spawn().unwrap();
     expect(&mut vm, "control: reboot requested");
     expect(&mut vm, "fluxnode: rebooting");
     expect(&mut vm, "fluxnode: /data unmounted cleanly");
@@ -114,30 +118,17 @@ fn a_file_written_to_data_survives_a_reboot_through_the_control_socket() {
 
 #[test]
 fn a_flapping_service_is_restarted_with_growing_delays_and_pid1_stays_responsive() {
-    let a = artifacts();
-    let dir = tempfile::tempdir().unwrap();
-    let img = disk::copy_image(&a, dir.path(), None);
+    let n = Node::new(None);
     let services = "fluxnode.service.flap=\"/init selftest flap\" fluxnode.service.watch=\"/init selftest status-every 1\"";
-    let mut vm = node(&a, &img, services).spawn().unwrap();
-    for (n, delay) in [(1, 1), (2, 2), (3, 4), (4, 8)] {
-        expect(&mut vm, &format!("restart {n} in {delay} s"));
+    let mut vm = n.boot(services).spawn().unwrap();
+    for (i, delay) in [(1, 1), (2, 2), (3, 4), (4, 8)] {
+        expect(&mut vm, &format!("restart {i} in {delay} s"));
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let all = loop {
-        let all = statuses(&vm);
-        if all
-            .last()
-            .is_some_and(|s| service(s, "flap")["restarts"].as_u64() >= Some(4))
-        {
-            break all;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "status never showed 4 restarts:\n{}",
-            vm.tail(10)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let four = |s: &Value| service(s, "flap")["restarts"].as_u64() >= Some(4);
+    wait_until(&vm, "status showing 4 restarts", |v| {
+        statuses(v).last().is_some_and(four)
+    });
+    let all = statuses(&vm);
     assert!(
         all.len() >= 10,
         "PID1 answered only {} status requests during ~20 s of flapping",
@@ -162,41 +153,24 @@ fn a_flapping_service_is_restarted_with_growing_delays_and_pid1_stays_responsive
 
 #[test]
 fn an_orphan_storm_leaves_no_zombies() {
-    let a = artifacts();
-    let dir = tempfile::tempdir().unwrap();
-    let img = disk::copy_image(&a, dir.path(), None);
+    let n = Node::new(None);
     let services = "fluxnode.service.storm=\"/init selftest orphans 1000\" fluxnode.service.watch=\"/init selftest status-every 2\"";
-    let mut vm = node(&a, &img, services).spawn().unwrap();
+    let mut vm = n.boot(services).spawn().unwrap();
     expect(&mut vm, "selftest orphans: 1000 orphans left for PID1");
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let done = statuses(&vm)
-            .into_iter()
-            .find(|s| s["orphans_reaped"].as_u64() >= Some(1000) && s["zombies"] == 0);
-        if done.is_some() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no status with 1000 orphans reaped and 0 zombies:\n{}",
-            vm.tail(10)
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_until(&vm, "status with 1000 orphans reaped and 0 zombies", |v| {
+        statuses(v)
+            .iter()
+            .any(|s| s["orphans_reaped"].as_u64() >= Some(1000) && s["zombies"] == 0)
+    });
 }
 
 #[test]
 fn the_watchdog_resets_a_node_whose_loop_hangs() {
-    let a = artifacts();
-    let dir = tempfile::tempdir().unwrap();
-    let img = disk::copy_image(&a, dir.path(), None);
-    let mut vm = node(
-        &a,
-        &img,
-        "fluxnode.selftest=hang fluxnode.watchdog.timeout=4",
-    )
-    .spawn()
-    .unwrap();
+    let n = Node::new(None);
+    let mut vm = n
+        .boot("fluxnode.selftest=hang fluxnode.watchdog.timeout=4")
+        .spawn()
+        .unwrap();
     vm.qmp().unwrap();
     expect(&mut vm, "watchdog: /dev/watchdog armed, timeout 4 s");
     expect(&mut vm, "selftest=hang: no longer petting the watchdog");
@@ -210,43 +184,32 @@ fn the_watchdog_resets_a_node_whose_loop_hangs() {
 
 #[test]
 fn a_power_cut_mid_write_is_followed_by_e2fsck_and_a_ready_node() {
-    let a = artifacts();
-    let dir = tempfile::tempdir().unwrap();
-    let img = disk::copy_image(&a, dir.path(), None);
-    let mut vm = node(
-        &a,
-        &img,
-        "fluxnode.service.writer=\"/init selftest write /data/writes.txt\"",
-    )
-    .spawn()
-    .unwrap();
+    let n = Node::new(None);
+    let mut vm = n
+        .boot("fluxnode.service.writer=\"/init selftest write /data/writes.txt\"")
+        .spawn()
+        .unwrap();
     expect(&mut vm, "selftest write: 200 lines");
     let _ = vm.qmp().unwrap().execute("quit", json!({}));
     let _ = vm.wait_exit(Duration::from_secs(30));
     drop(vm);
 
-    let mut vm = node(&a, &img, "fluxnode.selftest=poweroff")
-        .spawn()
-        .unwrap();
+    let mut vm = n.boot("fluxnode.selftest=poweroff").spawn().unwrap();
     expect(&mut vm, "e2fsck /dev/vda2: not cleanly unmounted, checking");
     expect(&mut vm, "e2fsck /dev/vda2: done");
     expect(&mut vm, "fluxnode: storage: /data on /dev/vda2");
     expect(&mut vm, "fluxnode: ready in");
     powered_off(&mut vm);
-    disk::fsck(&img).unwrap_or_else(|report| panic!("not consistent after recovery:\n{report}"));
-    assert!(disk::read_file(&img, "writes.txt").starts_with("line 0\nline 1\n"));
+    disk::fsck(&n.img).unwrap_or_else(|report| panic!("not consistent after recovery:\n{report}"));
+    assert!(disk::read_file(&n.img, "writes.txt").starts_with("line 0\nline 1\n"));
 }
 
 #[test]
 fn a_bad_config_value_is_named_and_everything_else_applies() {
-    let a = artifacts();
-    let dir = tempfile::tempdir().unwrap();
-    let img = disk::copy_image(&a, dir.path(), None);
+    let n = Node::new(None);
     let toml = "[node]\nhostname = \"cfgtest\"\n\n[bench]\nquick = \"yes\"\n";
-    disk::put_file(&img, &["etc"], "etc/fluxnode.toml", toml);
-    let mut vm = node(&a, &img, "fluxnode.selftest=poweroff")
-        .spawn()
-        .unwrap();
+    disk::put_file(&n.img, &["etc"], "etc/fluxnode.toml", toml);
+    let mut vm = n.boot("fluxnode.selftest=poweroff").spawn().unwrap();
     expect(
         &mut vm,
         r#"config /data/etc/fluxnode.toml: [bench] quick: expected a boolean, found "yes" (skipped)"#,
@@ -258,10 +221,8 @@ fn a_bad_config_value_is_named_and_everything_else_applies() {
 
 #[test]
 fn after_powerdown_the_data_partition_is_clean() {
-    let a = artifacts();
-    let dir = tempfile::tempdir().unwrap();
-    let img = disk::copy_image(&a, dir.path(), None);
-    let mut vm = VmBuilder::from_artifacts(&a, Some(img.clone()))
+    let n = Node::new(None);
+    let mut vm = VmBuilder::from_artifacts(&n.a, Some(n.img.clone()))
         .spawn()
         .unwrap();
     expect(&mut vm, "fluxnode: storage: /data on");
@@ -272,16 +233,14 @@ fn after_powerdown_the_data_partition_is_clean() {
         .unwrap();
     expect(&mut vm, "fluxnode: /data unmounted cleanly");
     powered_off(&mut vm);
-    disk::fsck(&img).unwrap_or_else(|report| panic!("{report}"));
-    assert_eq!(disk::state(&img), "clean");
+    disk::fsck(&n.img).unwrap_or_else(|report| panic!("{report}"));
+    assert_eq!(disk::state(&n.img), "clean");
 }
 
 #[test]
 fn the_dhcp_lease_is_qemus_and_a_guest_service_reaches_a_host_listener() {
     use std::io::Read;
-    let a = artifacts();
-    let dir = tempfile::tempdir().unwrap();
-    let img = disk::copy_image(&a, dir.path(), None);
+    let n = Node::new(None);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let received = std::thread::spawn(move || {
@@ -305,7 +264,12 @@ fn the_dhcp_lease_is_qemus_and_a_guest_service_reaches_a_host_listener() {
         "fluxnode.service.dial=\"/init selftest dial {}:{port} hello-from-the-guest\"",
         qemu_tests::vm::GUEST_HOST
     );
-    let mut vm = node(&a, &img, &service).guestfwd(port).spawn().unwrap();
+    let watch = "fluxnode.service.watch=\"/init selftest status-every 1\"";
+    let mut vm = n
+        .boot(&format!("{service} {watch}"))
+        .guestfwd(port)
+        .spawn()
+        .unwrap();
     let line = expect(&mut vm, "fluxnode: net eth0 ");
     assert!(
         line.contains("net eth0 10.0.2.15/24 gw ") && line.ends_with("(dhcp)"),
@@ -313,4 +277,39 @@ fn the_dhcp_lease_is_qemus_and_a_guest_service_reaches_a_host_listener() {
     );
     expect(&mut vm, "selftest dial: sent 20 bytes");
     assert_eq!(received.join().unwrap(), "hello-from-the-guest");
+    let lease = json!({"link": "eth0", "address": "10.0.2.15/24"});
+    let has_lease = |s: &Value| s["net"].as_array().is_some_and(|n| n.contains(&lease));
+    wait_until(&vm, "status showing the lease", |v| {
+        statuses(v).iter().any(has_lease)
+    });
+
+    // The cable is pulled and plugged back: the lease goes with the link and comes back.
+    let set_link = |vm: &mut Vm, up: bool| {
+        let args = json!({"name": "nic0", "up": up});
+        vm.qmp().unwrap().execute("set_link", args).unwrap();
+    };
+    set_link(&mut vm, false);
+    expect(&mut vm, "fluxnode: net eth0 link down");
+    expect(&mut vm, "fluxnode: net eth0 lease 10.0.2.15/24 lost");
+    set_link(&mut vm, true);
+    expect(&mut vm, "fluxnode: net eth0 link up");
+    wait_until(&vm, "a second lease after link up", |v| {
+        v.serial_log()
+            .matches("fluxnode: net eth0 10.0.2.15/24")
+            .count()
+            == 2
+    });
+}
+
+/// Polls the VM's console until `done` holds, for up to a minute.
+fn wait_until(vm: &Vm, what: &str, done: impl Fn(&Vm) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !done(vm) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {what}:\n{}",
+            vm.tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

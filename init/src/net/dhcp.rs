@@ -180,9 +180,13 @@ impl Client {
             sent: now,
             tries,
         };
-        let repr = self.message(DhcpMessageType::Discover, xid);
+        self.broadcast_unconfigured(&self.message(DhcpMessageType::Discover, xid))
+    }
+
+    /// A message sent before the client has an address: from 0.0.0.0 to everyone.
+    fn broadcast_unconfigured(&self, repr: &DhcpRepr) -> Output {
         Output::Send(frame::client_frame(
-            &repr,
+            repr,
             self.mac,
             BROADCAST_MAC,
             Ipv4Addr::UNSPECIFIED,
@@ -194,13 +198,7 @@ impl Client {
         let mut repr = self.message(DhcpMessageType::Request, xid);
         repr.requested_ip = Some(offer.address);
         repr.server_identifier = Some(offer.server);
-        Output::Send(frame::client_frame(
-            &repr,
-            self.mac,
-            BROADCAST_MAC,
-            Ipv4Addr::UNSPECIFIED,
-            Ipv4Addr::BROADCAST,
-        ))
+        self.broadcast_unconfigured(&repr)
     }
 
     /// A renewal (unicast to the server) or rebinding (broadcast) request for `lease`.

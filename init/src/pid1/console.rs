@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -19,6 +20,31 @@ pub fn first_line(msg: &str) {
     let _ = out.flush();
 }
 
+/// The most verbose level shown: 0 error, 1 warn, 2 info, 3 debug, 4 trace.
+static LEVEL: AtomicU8 = AtomicU8::new(2);
+
+fn rank(level: Level) -> u8 {
+    match level {
+        Level::ERROR => 0,
+        Level::WARN => 1,
+        Level::INFO => 2,
+        Level::DEBUG => 3,
+        Level::TRACE => 4,
+    }
+}
+
+/// Sets the console and log file level from config (`[log] level`).
+pub fn set_level(name: &str) {
+    let level = match name {
+        "error" => Level::ERROR,
+        "warn" => Level::WARN,
+        "debug" => Level::DEBUG,
+        "trace" => Level::TRACE,
+        _ => Level::INFO,
+    };
+    LEVEL.store(rank(level), Ordering::Relaxed);
+}
+
 struct ConsoleFormat;
 
 impl<S, N> FormatEvent<S, N> for ConsoleFormat
@@ -32,6 +58,10 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
+        let level = *event.metadata().level();
+        if rank(level) > LEVEL.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let t = uptime::since_boot();
         write!(
             writer,
@@ -39,7 +69,6 @@ where
             t.as_secs(),
             t.subsec_millis()
         )?;
-        let level = *event.metadata().level();
         if level != Level::INFO {
             write!(writer, "{level}: ")?;
         }
@@ -67,6 +96,6 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .event_format(ConsoleFormat)
         .with_writer(|| Tee)
-        .with_max_level(Level::INFO)
+        .with_max_level(Level::TRACE)
         .try_init();
 }

@@ -5,7 +5,7 @@
 //! 10 s. Only the early phase is fatal when it fails: every later one logs and boots on.
 
 mod cmdline;
-mod console;
+pub mod console;
 pub mod control;
 mod events;
 mod helper;

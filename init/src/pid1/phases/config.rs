@@ -18,7 +18,9 @@ fn report(diags: &[Diagnostic]) {
     }
 }
 
-fn apply_hostname(config: &Config) {
+/// The settings that take effect at once: log level and hostname.
+fn apply_settings(config: &Config) {
+    crate::pid1::console::set_level(&config.log_level);
     match nix::unistd::sethostname(&config.hostname) {
         Ok(()) => info!("hostname {}", config.hostname),
         Err(e) => warn!("hostname {}: {e}", config.hostname),
@@ -28,7 +30,7 @@ fn apply_hostname(config: &Config) {
 pub fn run(boot: &mut Boot) -> Result<()> {
     let mut config = Config::default();
     report(&config.apply_cmdline(boot.cmdline.iter()));
-    apply_hostname(&config);
+    apply_settings(&config);
     if config.watchdog.enabled {
         boot.watchdog = Watchdog::open(&config.watchdog.device, config.watchdog.timeout_s);
     }
@@ -58,7 +60,7 @@ pub fn apply_file(boot: &mut Boot) {
         "config: {NODE_CONFIG} applied ({} field(s) skipped)",
         diags.len()
     );
-    apply_hostname(&config);
+    apply_settings(&config);
     if !config.watchdog.enabled {
         if let Some(w) = boot.watchdog.take() {
             info!("watchdog: disabled by config");
