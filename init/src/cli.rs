@@ -43,6 +43,8 @@ enum Command {
         #[command(subcommand)]
         command: CtlCommand,
     },
+    /// Benchmark CPU, RAM and disk against the node tiers; `bench verify FILE` checks a report.
+    Bench(crate::bench_cli::BenchArgs),
     /// Run the DHCPv4 client on a link (PID1 starts one per link as a service).
     Dhcp { iface: String },
     /// Test services run by the qemu-tests (the image has no shell).
@@ -60,6 +62,8 @@ enum ConfigCommand {
 enum CtlCommand {
     /// Phases, services with restarts, network and storage, as JSON.
     Status,
+    /// The latest signed benchmark report.
+    Bench,
     /// Restart a service now.
     Restart { name: String },
     /// Orderly poweroff.
@@ -71,6 +75,7 @@ enum CtlCommand {
 fn ctl(socket: &std::path::Path, command: CtlCommand) -> Result<()> {
     let request = match command {
         CtlCommand::Status => Request::Status,
+        CtlCommand::Bench => Request::BenchLatest,
         CtlCommand::Restart { name } => Request::ServiceRestart { name },
         CtlCommand::Shutdown => Request::Shutdown,
         CtlCommand::Reboot => Request::Reboot,
@@ -110,6 +115,7 @@ pub fn run() -> Result<()> {
             println!("{}: ok", file.display());
         }
         Command::Ctl { socket, command } => ctl(&socket, command)?,
+        Command::Bench(args) => crate::bench_cli::run(args)?,
         Command::Dhcp { iface } => crate::net::client::run(&iface)?,
         Command::Selftest(test) => selftest::run(test)?,
     }

@@ -1,6 +1,7 @@
 //! The `fluxnode` binary. Run as PID1 it is the node's init; run any other way it is the
 //! command line for every role (multi-call, like Talos's machined).
 
+mod bench_cli;
 mod cli;
 mod config;
 mod net;
@@ -13,6 +14,10 @@ fn main() {
     if std::process::id() == 1 {
         pid1::main();
     }
+    // As a command line tool, die quietly on a closed pipe (`fluxnode ... | head`) like the
+    // C tools do, instead of Rust's panic on a failed print.
+    // SAFETY: restoring the default disposition of one signal before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     if let Err(err) = cli::run() {
         eprintln!("fluxnode: {err:#}");
         std::process::exit(1);

@@ -27,14 +27,16 @@ impl Node {
         Node { a, img, _dir: dir }
     }
 
-    /// A direct boot of the built kernel and initramfs with this disk attached.
+    /// A direct boot of the built kernel and initramfs with this disk attached; the boot
+    /// benchmark is off, so it does not load the tests that are not about it.
     fn boot(&self, cmdline: &str) -> VmBuilder {
-        let vm = VmBuilder::from_artifacts(&self.a, None).data_disk(&self.img);
-        if cmdline.is_empty() {
-            vm
-        } else {
-            vm.cmdline_extra(cmdline)
-        }
+        self.boot_with_bench(&format!("fluxnode.bench.enabled=false {cmdline}"))
+    }
+
+    fn boot_with_bench(&self, cmdline: &str) -> VmBuilder {
+        VmBuilder::from_artifacts(&self.a, None)
+            .data_disk(&self.img)
+            .cmdline_extra(cmdline)
     }
 }
 
@@ -312,4 +314,50 @@ fn wait_until(vm: &Vm, what: &str, done: impl Fn(&Vm) -> bool) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn the_node_benchmarks_itself_at_first_boot_only() {
+    // A 2 GiB disk, so the quick benchmark's 128 MiB test file fits after growth.
+    let n = Node::new(Some(2 * GIB));
+    let mut vm = n
+        .boot_with_bench("fluxnode.bench.quick=true")
+        .spawn()
+        .unwrap();
+    expect(&mut vm, "benchmark: no result for this hardware");
+    let line = vm
+        .wait_for("fluxnode: bench tier=", Duration::from_secs(240))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        line.contains("bench tier=none eps="),
+        "a small VM is honestly no tier: {line}"
+    );
+    vm.qmp()
+        .unwrap()
+        .execute("system_powerdown", json!({}))
+        .unwrap();
+    powered_off(&mut vm);
+    let report = disk::read_file(&n.img, "bench/latest.json");
+    assert!(
+        report.contains("\"schema\": \"fluxnode-bench/1\""),
+        "{report}"
+    );
+
+    let mut vm = n
+        .boot_with_bench("fluxnode.bench.quick=true")
+        .spawn()
+        .unwrap();
+    expect(
+        &mut vm,
+        "benchmark: /data/bench/latest.json is for this hardware",
+    );
+    let again = expect(&mut vm, "fluxnode: bench tier=");
+    assert_eq!(
+        again.split("fluxnode: ").nth(1),
+        line.split("fluxnode: ").nth(1)
+    );
+    assert!(
+        !vm.serial_log().contains("benchmark: no result"),
+        "benchmarked again"
+    );
 }

@@ -22,6 +22,9 @@ pub enum Request {
     Status,
     #[serde(rename = "service.restart")]
     ServiceRestart { name: String },
+    /// The latest signed benchmark report.
+    #[serde(rename = "bench.latest")]
+    BenchLatest,
     #[serde(rename = "shutdown")]
     Shutdown,
     #[serde(rename = "reboot")]

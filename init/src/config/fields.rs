@@ -70,6 +70,7 @@ pub fn set(c: &mut Config, section: &str, key: &str, v: Value) -> Result<(), Str
         ("log", "level") => c.log_level = one_of(&v, &["error", "warn", "info", "debug", "trace"])?,
         ("storage", "grow") => c.storage.grow = boolean(&v)?,
         ("bench", "quick") => c.bench.quick = boolean(&v)?,
+        ("bench", "enabled") => c.bench.enabled = boolean(&v)?,
         ("watchdog", "enabled") => c.watchdog.enabled = boolean(&v)?,
         ("watchdog", "device") => c.watchdog.device = string(&v)?.into(),
         ("watchdog", "timeout") => {

@@ -47,6 +47,8 @@ pub struct Storage {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bench {
+    /// Benchmark at boot when /data has no result for this hardware.
+    pub enabled: bool,
     pub quick: bool,
 }
 
@@ -79,7 +81,10 @@ impl Default for Config {
                 device: "/dev/watchdog".into(),
                 timeout_s: None,
             },
-            bench: Bench { quick: false },
+            bench: Bench {
+                enabled: true,
+                quick: false,
+            },
             services: Vec::new(),
         }
     }

@@ -16,7 +16,7 @@ use serde_json::json;
 use tracing::{debug, info};
 
 use super::control::{ControlServer, TOKEN_BASE};
-use super::{power_button, reaper, uptime, Action, Boot, DataState};
+use super::{phases, power_button, reaper, uptime, Action, Boot, DataState};
 
 const SIGNALS: [Signal; 5] = [
     Signal::SIGCHLD,
@@ -128,7 +128,11 @@ impl Loop {
 
     fn reap(&mut self) {
         for (pid, status) in reaper::reap_all().exited {
-            if !self.boot.supervisor.on_exit(pid, &status) {
+            if self.boot.bench_job.as_ref().is_some_and(|j| j.pid == pid) {
+                if let Some(job) = self.boot.bench_job.take() {
+                    phases::bench::finished(&job, &status);
+                }
+            } else if !self.boot.supervisor.on_exit(pid, &status) {
                 self.orphans_reaped += 1;
                 debug!("reaped orphan {pid}: {status:?}");
             }
@@ -186,6 +190,13 @@ impl Loop {
                     (Reply::ok(None), None)
                 }
                 Err(e) => (Reply::error(e), None),
+            },
+            Request::BenchLatest => match phases::bench::latest() {
+                Some(s) => (Reply::ok(serde_json::to_value(&s).ok()), None),
+                None => (
+                    Reply::error(format!("no verified report at {}", phases::bench::LATEST)),
+                    None,
+                ),
             },
             Request::Shutdown => {
                 info!("control: shutdown requested");

@@ -48,6 +48,8 @@ pub struct Boot {
     pub power_buttons: Vec<std::fs::File>,
     /// Bound in the services phase, so `ready` means the socket answers.
     pub control: Option<control::ControlServer>,
+    /// The benchmark helper, while it runs.
+    pub bench_job: Option<phases::bench::BenchJob>,
 }
 
 type Phase = fn(&mut Boot) -> Result<()>;
@@ -74,6 +76,7 @@ fn run() -> Result<Action> {
         phases: Vec::new(),
         power_buttons: Vec::new(),
         control: None,
+        bench_job: None,
     };
     for (name, phase) in PHASES {
         let started = Instant::now();
