@@ -23,6 +23,8 @@ pub enum Selftest {
     RebootAfterWrite { path: PathBuf, text: String },
     /// Connect to ADDR (retrying while the network comes up), send TEXT, then idle.
     Dial { addr: String, text: String },
+    /// Ask PID1 for the latest benchmark report and print its schema and tier.
+    BenchLatest,
     /// Print PID1's status on the console every N seconds.
     StatusEvery { seconds: u64 },
 }
@@ -107,6 +109,24 @@ pub fn run(test: Selftest) -> Result<()> {
                 "connect {addr}: {}",
                 last_err.map(|e| e.to_string()).unwrap_or_default()
             )
+        }
+        Selftest::BenchLatest => {
+            let reply = control::call(
+                std::path::Path::new(control::SOCKET),
+                &Request::BenchLatest,
+                Duration::from_secs(5),
+            )?;
+            let data = reply.data.unwrap_or_default();
+            let report = &data["report"];
+            println!(
+                "selftest bench.latest: ok={} schema={} tier={}",
+                reply.ok,
+                report["schema"].as_str().unwrap_or("-"),
+                report["verdict"]["tier"].as_str().unwrap_or("none")
+            );
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
         }
         Selftest::StatusEvery { seconds } => loop {
             let reply = control::call(

@@ -343,13 +343,18 @@ fn the_node_benchmarks_itself_at_first_boot_only() {
         "{report}"
     );
 
+    let latest = "fluxnode.service.latest=\"/init selftest bench-latest\"";
     let mut vm = n
-        .boot_with_bench("fluxnode.bench.quick=true")
+        .boot_with_bench(&format!("fluxnode.bench.quick=true {latest}"))
         .spawn()
         .unwrap();
     expect(
         &mut vm,
         "benchmark: /data/bench/latest.json is for this hardware",
+    );
+    expect(
+        &mut vm,
+        "selftest bench.latest: ok=true schema=fluxnode-bench/1 tier=none",
     );
     let again = expect(&mut vm, "fluxnode: bench tier=");
     assert_eq!(

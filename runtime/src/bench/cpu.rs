@@ -9,22 +9,54 @@ use std::time::{Duration, Instant};
 
 pub const DEFAULT_MAX_PRIME: u64 = 60_000;
 
-/// One sysbench cpu event: the number of primes in [3, max_prime). The loop is sysbench's,
-/// operation for operation (a plain `%`), so the two give comparable events per second.
-#[allow(clippy::manual_is_multiple_of)]
+/// `c % l` with the 64-bit `div` instruction, as GCC compiles sysbench's
+/// `unsigned long long` remainder. LLVM would otherwise test at run time whether both
+/// operands fit in 32 bits and use the faster 32-bit divide (they always fit here), which
+/// measured 8.5% more events per second than sysbench on the same machine.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn rem64(c: u64, l: u64) -> u64 {
+    let rem: u64;
+    // SAFETY: `div` with rdx = 0 and l >= 2 cannot fault; it only writes rax and rdx.
+    unsafe {
+        std::arch::asm!(
+            "div {l}",
+            l = in(reg) l,
+            inout("rax") c => _,
+            inout("rdx") 0u64 => rem,
+            options(pure, nomem, nostack)
+        );
+    }
+    rem
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn rem64(c: u64, l: u64) -> u64 {
+    c % l
+}
+
+/// One sysbench cpu event: the number of primes in [3, max_prime), by sysbench's trial
+/// division. The machine code follows what GCC makes of sysbench's loop (checked with
+/// objdump on Debian's sysbench): the divisor 2 is a bit test, every other divisor a 64-bit
+/// `div`, and the integer-to-double conversions are single `cvtsi2sd`s (exact here, as every
+/// value is far below 2^63). So the two give comparable events per second.
 pub fn prime_event(max_prime: u64) -> u64 {
     let mut n = 0;
     let mut c = 3u64;
     while c < max_prime {
-        let t = (c as f64).sqrt();
+        let t = (c as i64 as f64).sqrt();
         let mut l = 2u64;
-        while (l as f64) <= t {
-            if c % l == 0 {
-                break;
+        if 2.0 <= t && c & 1 != 0 {
+            l = 3;
+            while (l as i64 as f64) <= t {
+                if rem64(c, l) == 0 {
+                    break;
+                }
+                l += 1;
             }
-            l += 1;
         }
-        if (l as f64) > t {
+        if (l as i64 as f64) > t {
             n += 1;
         }
         c += 1;

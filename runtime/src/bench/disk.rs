@@ -132,17 +132,20 @@ impl Drop for Aligned {
     }
 }
 
-/// Keeps DEPTH requests of `block` bytes in flight until `next` has no more offsets or the
-/// deadline passes; returns how many completed.
+/// Keeps DEPTH requests of `block` bytes in flight until `next` has no more offsets or
+/// `limit` passes; returns how many completed and the time from the first submission (the
+/// ring and buffers are set up before the clock starts, as fio does).
 fn ring(
     file: &File,
     block: usize,
     write: bool,
     mut next: impl FnMut() -> Option<u64>,
-    deadline: Option<Instant>,
-) -> io::Result<u64> {
+    limit: Option<Duration>,
+) -> io::Result<(u64, Duration)> {
     let mut uring = IoUring::new(DEPTH as u32 * 2)?;
     let bufs: Vec<Aligned> = (0..DEPTH).map(|_| Aligned::new(block)).collect();
+    let started = Instant::now();
+    let deadline = limit.map(|l| started + l);
     let fd = types::Fd(file.as_raw_fd());
     let mut free: Vec<usize> = (0..DEPTH).collect();
     let (mut inflight, mut done, mut more) = (0usize, 0u64, true);
@@ -172,7 +175,7 @@ fn ring(
             more = false;
         }
         if inflight == 0 {
-            return Ok(done);
+            return Ok((done, started.elapsed()));
         }
         uring.submit_and_wait(1)?;
         for cqe in uring.completion() {
@@ -273,6 +276,27 @@ pub fn run(dir: &Path, bytes: u64, rand_time: Duration) -> Result<DiskResult, Di
         });
     }
     let dd_mbs = dd(&file.0, bytes)?;
+    // The O_DIRECT test starts on a fresh file with its space reserved, as fio lays out its
+    // file with fallocate: overwriting the blocks dd just wrote would skip the cost of
+    // converting unwritten extents and flatter the figure.
+    std::fs::remove_file(&file.0).map_err(io_err("remove dd file"))?;
+    let fresh = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&file.0)
+        .map_err(io_err("create"))?;
+    nix::fcntl::fallocate(
+        fresh.as_raw_fd(),
+        nix::fcntl::FallocateFlags::empty(),
+        0,
+        bytes as i64,
+    )
+    .map_err(|e| io_err("fallocate")(e.into()))?;
+    drop(fresh);
+    // Let the removal and the allocation settle before the clock runs.
+    if let Ok(d) = File::open(dir) {
+        let _ = nix::unistd::syncfs(d.as_raw_fd());
+    }
     let mut result = DiskResult {
         seq_write_mbs: None,
         direct_error: None,
@@ -302,11 +326,9 @@ pub fn run(dir: &Path, bytes: u64, rand_time: Duration) -> Result<DiskResult, Di
         next += SEQ_BLOCK as u64;
         (at + SEQ_BLOCK as u64 <= bytes).then_some(at)
     };
-    let started = Instant::now();
     match ring(&direct, SEQ_BLOCK, true, seq, None) {
-        Ok(n) => {
-            result.seq_write_mbs =
-                Some((n * SEQ_BLOCK as u64) as f64 / 1e6 / started.elapsed().as_secs_f64())
+        Ok((n, took)) => {
+            result.seq_write_mbs = Some((n * SEQ_BLOCK as u64) as f64 / 1e6 / took.as_secs_f64())
         }
         Err(e) => {
             result.direct_error = Some(format!(
@@ -317,16 +339,15 @@ pub fn run(dir: &Path, bytes: u64, rand_time: Duration) -> Result<DiskResult, Di
         }
     }
     for write in [false, true] {
-        let started = Instant::now();
-        let n = ring(
+        let (n, took) = ring(
             &direct,
             RAND_BLOCK,
             write,
             offsets(bytes, 0x9E37_79B9_7F4A_7C15),
-            Some(started + rand_time),
+            Some(rand_time),
         )
         .map_err(io_err("random 4k"))?;
-        let iops = Some(n as f64 / started.elapsed().as_secs_f64());
+        let iops = Some(n as f64 / took.as_secs_f64());
         if write {
             result.rand_write_iops = iops;
         } else {
