@@ -18,6 +18,10 @@ pub struct BenchArgs {
     /// Short run for CI (under 10 s).
     #[arg(long)]
     quick: bool,
+    /// The CPU workload: count primes below this, per event (sysbench's --cpu-max-prime).
+    /// The tier EPS thresholds assume the default, 60000.
+    #[arg(long, default_value_t = bench::cpu::DEFAULT_MAX_PRIME, value_parser = clap::value_parser!(u64).range(3..=10_000_000))]
+    cpu_max_prime: u64,
     /// Print the signed JSON report instead of the table.
     #[arg(long)]
     json: bool,
@@ -154,11 +158,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
             ".".into()
         }
     });
-    let plan = if args.quick {
+    let mut plan = if args.quick {
         Plan::quick(dir)
     } else {
         Plan::full(dir)
     };
+    plan.cpu_max_prime = args.cpu_max_prime;
     let (key, signer) = key(&args)?;
     let bar = if args.quiet || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
