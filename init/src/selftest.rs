@@ -23,6 +23,8 @@ pub enum Selftest {
     RebootAfterWrite { path: PathBuf, text: String },
     /// Connect to ADDR (retrying while the network comes up), send TEXT, then idle.
     Dial { addr: String, text: String },
+    /// Listen on 0.0.0.0:PORT and send TEXT to every client (for hostfwd tests).
+    Listen { port: u16, text: String },
     /// Ask PID1 for the latest benchmark report and print its schema and tier.
     BenchLatest,
     /// Print PID1's status on the console every N seconds.
@@ -109,6 +111,15 @@ pub fn run(test: Selftest) -> Result<()> {
                 "connect {addr}: {}",
                 last_err.map(|e| e.to_string()).unwrap_or_default()
             )
+        }
+        Selftest::Listen { port, text } => {
+            let listener = std::net::TcpListener::bind(("0.0.0.0", port))
+                .with_context(|| format!("listen on {port}"))?;
+            println!("selftest listen: on port {port}");
+            for mut c in listener.incoming().flatten() {
+                let _ = c.write_all(text.as_bytes());
+            }
+            Ok(())
         }
         Selftest::BenchLatest => {
             let reply = control::call(

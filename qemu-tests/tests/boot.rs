@@ -147,3 +147,44 @@ fn building_the_image_twice_gives_identical_bytes() {
         "target disk image is not reproducible from its inputs"
     );
 }
+
+#[test]
+fn hostfwd_reaches_a_guest_port_and_system_reset_reboots() {
+    use std::io::Read;
+    let a = artifacts();
+    let port = qemu_tests::ports::free_ports(1).unwrap()[0];
+    let service = "fluxnode.service.api=\"/init selftest listen 16126 hello-from-16126\"";
+    let mut vm = VmBuilder::from_artifacts(&a, None)
+        .cmdline_extra(service)
+        .forward(port, 16126)
+        .allow_reboot()
+        .spawn()
+        .unwrap();
+    vm.wait_for("fluxnode: net eth0 10.0.2.15/24", BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    vm.wait_for("selftest listen: on port 16126", BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut got = String::new();
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    conn.read_to_string(&mut got).unwrap_or_default();
+    assert_eq!(
+        got, "hello-from-16126",
+        "through hostfwd 127.0.0.1:{port} -> guest :16126"
+    );
+
+    vm.qmp()
+        .unwrap()
+        .execute("system_reset", json!({}))
+        .unwrap();
+    let deadline = std::time::Instant::now() + BOOT;
+    while vm.serial_log().matches("fluxnode: ready in").count() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no second boot after system_reset:\n{}",
+            vm.tail(30)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -223,36 +223,9 @@ fn offsets(span: u64, seed: u64) -> impl FnMut() -> Option<u64> {
     }
 }
 
-/// Checks before any measuring that `dir` exists, is writable and has room for `bytes`.
-pub fn preflight(dir: &Path, bytes: u64) -> Result<(), DiskError> {
-    if !dir.exists() {
-        return Err(DiskError::Missing(dir.to_owned()));
-    }
-    if !dir.is_dir() {
-        return Err(DiskError::NotDir(dir.to_owned()));
-    }
-    let file = TestFile::new(dir);
-    if let Err(e) = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&file.0)
-    {
-        return Err(DiskError::ReadOnly(dir.to_owned(), e));
-    }
-    let (_, free) = fs_space(dir)?;
-    if free < bytes + MARGIN {
-        return Err(DiskError::NoSpace {
-            dir: dir.to_owned(),
-            need: (bytes + MARGIN) >> 20,
-            free: free >> 20,
-        });
-    }
-    Ok(())
-}
-
-/// Runs all disk measurements in `dir` with a test file of `bytes`.
-pub fn run(dir: &Path, bytes: u64, rand_time: Duration) -> Result<DiskResult, DiskError> {
-    preflight(dir, bytes)?;
+/// Checks that `dir` exists, is writable and has room for `bytes`; returns the (empty)
+/// test file and the filesystem's size.
+fn prepare(dir: &Path, bytes: u64) -> Result<(TestFile, u64), DiskError> {
     if !dir.exists() {
         return Err(DiskError::Missing(dir.to_owned()));
     }
@@ -275,6 +248,17 @@ pub fn run(dir: &Path, bytes: u64, rand_time: Duration) -> Result<DiskResult, Di
             free: free >> 20,
         });
     }
+    Ok((file, fs_bytes))
+}
+
+/// Checks before any measuring that `dir` exists, is writable and has room for `bytes`.
+pub fn preflight(dir: &Path, bytes: u64) -> Result<(), DiskError> {
+    prepare(dir, bytes).map(|_| ())
+}
+
+/// Runs all disk measurements in `dir` with a test file of `bytes`.
+pub fn run(dir: &Path, bytes: u64, rand_time: Duration) -> Result<DiskResult, DiskError> {
+    let (file, fs_bytes) = prepare(dir, bytes)?;
     let dd_mbs = dd(&file.0, bytes)?;
     // The O_DIRECT test starts on a fresh file with its space reserved, as fio lays out its
     // file with fallocate: overwriting the blocks dd just wrote would skip the cost of
