@@ -125,7 +125,9 @@ pub fn run(
     let all = cpu::run(plan.cpu_max_prime, shape.threads, plan.cpu_time / 2);
     progress("ram bandwidth", 0.85);
     let ram_bytes = mem::total_bytes().ok_or(BenchError::Proc("/proc/meminfo"))?;
-    let bw = mem::bandwidth(plan.mem_bytes, shape.threads);
+    // Three arrays of at most 1/16 of RAM each, so a small machine is never pushed to OOM.
+    let array_bytes = plan.mem_bytes.min((ram_bytes / 16) as usize);
+    let bw = mem::bandwidth(array_bytes, shape.threads);
     progress("verdict", 0.98);
     let measured = tier::Measured {
         threads: shape.threads,
