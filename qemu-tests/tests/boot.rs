@@ -42,6 +42,16 @@ fn direct_kernel_boot_reaches_ready_and_selftest_powers_off() {
         "init started comes before ready"
     );
     assert!(
+        log.contains("fluxnode: root: / is tmpfs"),
+        "phase 0 moved / off the initramfs rootfs (containers need pivot_root):\n{}",
+        vm.tail(30)
+    );
+    assert_eq!(
+        log.matches("fluxnode: init started at").count(),
+        1,
+        "the re-exec prints nothing twice"
+    );
+    assert!(
         log.contains("storage degraded: no partition labelled FLUXDATA"),
         "without a disk the node says plainly that it runs degraded:\n{}",
         vm.tail(30)

@@ -13,6 +13,7 @@ mod logfile;
 mod phases;
 mod power_button;
 mod reaper;
+pub mod root;
 mod shutdown;
 mod supervisor;
 mod watchdog;
@@ -113,6 +114,8 @@ fn run() -> Result<Action> {
 
 /// The entry point when the binary runs as PID1. It never returns.
 pub fn main() -> ! {
+    // Before anything is printed: this may re-execute PID1 on a new root.
+    root::ensure_pivotable_root();
     console::first_line(&format!("init started at {} ms", uptime::ms()));
     console::init_logging();
     match std::panic::catch_unwind(run) {

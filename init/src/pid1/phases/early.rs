@@ -124,6 +124,9 @@ fn set_limits() {
 pub fn run(boot: &mut Boot) -> Result<()> {
     mount_all()?;
     attach_console();
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let root = crate::pid1::root::root_fstype(&mountinfo).unwrap_or_else(|| "unknown".into());
+    info!("root: / is {root}");
     boot.cmdline = Cmdline::read();
     enable_cgroup_controllers()?;
     if let Err(e) = nix::unistd::sethostname("fluxnode") {
