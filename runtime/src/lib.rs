@@ -6,3 +6,4 @@
 pub mod bench;
 pub mod cgroup;
 pub mod control;
+pub mod image;
