@@ -11,6 +11,7 @@ pub mod ext4;
 pub mod fat;
 pub mod gpt;
 pub mod kernel;
+pub mod oci;
 pub mod pe;
 pub mod pipeline;
 pub mod rootfs;

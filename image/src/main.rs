@@ -64,6 +64,21 @@ enum Command {
         #[arg(long, default_value = image::VERSION)]
         version: String,
     },
+    /// Build a small OCI image layout from a directory (no registry needed).
+    Oci {
+        #[arg(long)]
+        from_dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// The command, as several --cmd words.
+        #[arg(long = "cmd", num_args = 1..)]
+        cmd: Vec<String>,
+        /// KEY=VALUE environment entries.
+        #[arg(long)]
+        env: Vec<String>,
+        #[arg(long, default_value = "latest")]
+        tag: String,
+    },
     /// Build initramfs, UKI and disk into one directory.
     All {
         #[arg(long)]
@@ -135,6 +150,16 @@ fn main() -> Result<()> {
         } => {
             DiskSpec::new(uki, &version).size(size).write(&out)?;
             print(&Artifact::describe("disk", &out)?);
+        }
+        Command::Oci {
+            from_dir,
+            out,
+            cmd,
+            env,
+            tag,
+        } => {
+            let digest = image::oci::build_layout(&from_dir, &out, &cmd, &env, &tag)?;
+            println!("oci layout {} ({tag}): manifest {digest}", out.display());
         }
         Command::All {
             kernel,

@@ -1,0 +1,242 @@
+//! The image store on /data/images: OCI image layouts imported by digest. Every blob is
+//! checked against its digest before use (manifest and config here, layers while they
+//! stream into `unpack`), and each layer is unpacked once, into `layers/<hex>/`, shared by
+//! every image that has it and ready to be an overlay lowerdir.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
+use ring::digest::{digest, SHA256};
+
+use super::unpack::{self, UnpackError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} {expected}: digest mismatch (got {got})")]
+    Digest {
+        what: &'static str,
+        expected: String,
+        got: String,
+    },
+    #[error("{path}: {detail}")]
+    Bad { path: String, detail: String },
+    #[error("{path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error(transparent)]
+    Unpack(#[from] UnpackError),
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// An image ready to run: its layers bottom first, and what its config says to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    pub manifest_digest: String,
+    pub layers: Vec<PathBuf>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+}
+
+pub struct Store {
+    root: PathBuf,
+}
+
+/// The `<hex>` of a `sha256:<hex>` digest, refusing anything else (it becomes a path).
+fn hex_of(d: &str, path: &Path) -> Result<String, StoreError> {
+    match d.strip_prefix("sha256:") {
+        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Ok(h.to_ascii_lowercase())
+        }
+        _ => Err(StoreError::Bad {
+            path: path.display().to_string(),
+            detail: format!("unsupported digest {d:?}"),
+        }),
+    }
+}
+
+fn read_verified(layout: &Path, what: &'static str, expected: &str) -> Result<Vec<u8>, StoreError> {
+    let path = layout.join("blobs/sha256").join(hex_of(expected, layout)?);
+    let bytes = fs::read(&path).map_err(io_at(&path))?;
+    let got = format!("sha256:{}", hex::encode(digest(&SHA256, &bytes).as_ref()));
+    if got != expected {
+        return Err(StoreError::Digest {
+            what,
+            expected: expected.to_owned(),
+            got,
+        });
+    }
+    Ok(bytes)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Bad {
+        path: what.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+impl Store {
+    pub fn open(root: &Path) -> Result<Self, StoreError> {
+        fs::create_dir_all(root.join("layers")).map_err(io_at(root))?;
+        Ok(Store {
+            root: root.to_owned(),
+        })
+    }
+
+    /// Imports the first manifest of the OCI image layout at `layout`.
+    pub fn import_layout(&self, layout: &Path) -> Result<Imported, StoreError> {
+        let index_path = layout.join("index.json");
+        let index: ImageIndex = parse(
+            &fs::read(&index_path).map_err(io_at(&index_path))?,
+            &index_path.display().to_string(),
+        )?;
+        let desc = index.manifests().first().ok_or_else(|| StoreError::Bad {
+            path: index_path.display().to_string(),
+            detail: "no manifest in the index".into(),
+        })?;
+        let manifest_digest = desc.digest().to_string();
+        let manifest: ImageManifest = parse(
+            &read_verified(layout, "manifest", &manifest_digest)?,
+            &manifest_digest,
+        )?;
+        let config_digest = manifest.config().digest().to_string();
+        let config: ImageConfiguration = parse(
+            &read_verified(layout, "config", &config_digest)?,
+            &config_digest,
+        )?;
+        let mut layers = Vec::new();
+        for layer in manifest.layers() {
+            let d = layer.digest().to_string();
+            let hex = hex_of(&d, layout)?;
+            let dest = self.root.join("layers").join(&hex);
+            if !dest.exists() {
+                let tmp = self.root.join("layers").join(format!("{hex}.partial"));
+                let _ = fs::remove_dir_all(&tmp);
+                let blob_path = layout.join("blobs/sha256").join(&hex);
+                let blob = fs::File::open(&blob_path).map_err(io_at(&blob_path))?;
+                if let Err(e) = unpack::unpack(io::BufReader::new(blob), &d, &tmp) {
+                    let _ = fs::remove_dir_all(&tmp);
+                    return Err(e.into());
+                }
+                fs::rename(&tmp, &dest).map_err(io_at(&dest))?;
+            }
+            layers.push(dest);
+        }
+        let (cmd, env) = config
+            .config()
+            .as_ref()
+            .map(|c| {
+                (
+                    c.cmd().clone().unwrap_or_default(),
+                    c.env().clone().unwrap_or_default(),
+                )
+            })
+            .unwrap_or_default();
+        Ok(Imported {
+            manifest_digest,
+            layers,
+            cmd,
+            env,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> (tempfile::TempDir, String) {
+        let src = tempfile::tempdir().unwrap();
+        fs::create_dir_all(src.path().join("bin")).unwrap();
+        fs::write(src.path().join("bin/hello"), b"hi").unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let digest = image::oci::build_layout(
+            src.path(),
+            out.path(),
+            &["/bin/hello".into()],
+            &["A=1".into()],
+            "t",
+        )
+        .unwrap();
+        (out, digest)
+    }
+
+    #[test]
+    fn an_image_is_imported_with_its_layer_unpacked_once() {
+        let (out, digest) = layout();
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open(store_dir.path()).unwrap();
+        let img = store.import_layout(out.path()).unwrap();
+        assert_eq!(img.manifest_digest, digest);
+        assert_eq!(
+            (img.cmd.clone(), img.env.clone()),
+            (vec!["/bin/hello".to_owned()], vec!["A=1".to_owned()])
+        );
+        assert_eq!(fs::read(img.layers[0].join("bin/hello")).unwrap(), b"hi");
+        fs::write(img.layers[0].join("marker"), b"kept").unwrap();
+        let again = store.import_layout(out.path()).unwrap();
+        assert_eq!(again, img);
+        assert!(
+            img.layers[0].join("marker").exists(),
+            "the layer was not unpacked twice"
+        );
+    }
+
+    fn tamper(out: &Path, hex: &str) {
+        let p = out.join("blobs/sha256").join(hex);
+        let mut bytes = fs::read(&p).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(&p, bytes).unwrap();
+    }
+
+    #[test]
+    fn a_tampered_layer_is_refused_naming_its_digest_and_nothing_is_left() {
+        let (out, digest) = layout();
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &fs::read(out.path().join("blobs/sha256").join(&digest[7..])).unwrap(),
+        )
+        .unwrap();
+        let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+        tamper(out.path(), &layer[7..]);
+        let store_dir = tempfile::tempdir().unwrap();
+        let err = Store::open(store_dir.path())
+            .unwrap()
+            .import_layout(out.path())
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!("layer {layer}: ")),
+            "{err}"
+        );
+        assert_eq!(
+            fs::read_dir(store_dir.path().join("layers"))
+                .unwrap()
+                .count(),
+            0,
+            "no half-unpacked layer left"
+        );
+    }
+
+    #[test]
+    fn a_tampered_manifest_is_refused_naming_its_digest() {
+        let (out, digest) = layout();
+        tamper(out.path(), &digest[7..]);
+        let store_dir = tempfile::tempdir().unwrap();
+        let err = Store::open(store_dir.path())
+            .unwrap()
+            .import_layout(out.path())
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("manifest {digest}: digest mismatch (got sha256:")),
+            "{err}"
+        );
+    }
+}
