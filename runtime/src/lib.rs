@@ -7,3 +7,4 @@ pub mod bench;
 pub mod cgroup;
 pub mod control;
 pub mod image;
+pub mod spec;

@@ -1,0 +1,419 @@
+//! An app instance becomes an OCI runtime config (oci-spec's types, as libcontainer reads
+//! them), with secure defaults: pid, net, ipc, uts, mount and cgroup namespaces; Docker's
+//! default capability set and no more; no_new_privs; masked and read-only /proc paths; a
+//! device cgroup that denies everything but the standard devices; a seccomp profile that
+//! refuses the syscalls a container has no business making; and cgroup v2 limits under an
+//! absolute path, /apps/<app>-<instance>.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    Capability, LinuxBlockIo, LinuxCapabilities, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType,
+    LinuxMemory, LinuxPids, LinuxResources, LinuxSeccomp, LinuxSeccompAction, LinuxSyscall, Spec,
+};
+
+/// What the chain (or an operator) asks to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSpec {
+    pub name: String,
+    pub instance: u32,
+    /// Overrides the image's command when not empty.
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    /// CPU in thousandths of a core (1000 = one core).
+    pub cpu_millis: u64,
+    pub ram_bytes: u64,
+    pub pids: i64,
+    /// cgroup v2 io.weight, 1 to 10000.
+    pub disk_weight: u16,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SpecError {
+    #[error("app {0:?}: name must be 1-48 lowercase letters, digits or '-'")]
+    Name(String),
+    #[error("app {app}: {field} {value} is out of range ({range})")]
+    Range {
+        app: String,
+        field: &'static str,
+        value: String,
+        range: &'static str,
+    },
+    #[error("app {0}: no command (neither the app nor its image gives one)")]
+    NoCommand(String),
+}
+
+/// Docker's default capability set.
+pub const DEFAULT_CAPS: [Capability; 14] = [
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fsetid,
+    Capability::Fowner,
+    Capability::Mknod,
+    Capability::NetRaw,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setfcap,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Kill,
+    Capability::AuditWrite,
+];
+
+/// Syscalls refused with EPERM: mounting, kernel modules and images, rebooting, swap,
+/// clocks, tracing other processes, kernel keyrings, BPF and perf, new namespaces.
+pub const DENIED_SYSCALLS: [&str; 40] = [
+    "mount",
+    "umount",
+    "umount2",
+    "pivot_root",
+    "fsopen",
+    "fsmount",
+    "fspick",
+    "move_mount",
+    "open_tree",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "acct",
+    "bpf",
+    "perf_event_open",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "userfaultfd",
+    "setns",
+    "unshare",
+    "clock_settime",
+    "clock_adjtime",
+    "settimeofday",
+    "adjtimex",
+    "quotactl",
+    "lookup_dcookie",
+    "iopl",
+    "ioperm",
+    "syslog",
+];
+
+const CPU_PERIOD_US: u64 = 100_000;
+
+fn check(app: &AppSpec) -> Result<(), SpecError> {
+    let ok_name = !app.name.is_empty()
+        && app.name.len() <= 48
+        && app
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !ok_name {
+        return Err(SpecError::Name(app.name.clone()));
+    }
+    let range = |field, value: String, range| SpecError::Range {
+        app: app.name.clone(),
+        field,
+        value,
+        range,
+    };
+    if !(10..=1_024_000).contains(&app.cpu_millis) {
+        return Err(range(
+            "cpu_millis",
+            app.cpu_millis.to_string(),
+            "10 to 1024000",
+        ));
+    }
+    if app.ram_bytes < (4 << 20) {
+        return Err(range(
+            "ram_bytes",
+            app.ram_bytes.to_string(),
+            "at least 4 MiB",
+        ));
+    }
+    if !(1..=1_000_000).contains(&app.pids) {
+        return Err(range("pids", app.pids.to_string(), "1 to 1000000"));
+    }
+    if !(1..=10_000).contains(&app.disk_weight) {
+        return Err(range(
+            "disk_weight",
+            app.disk_weight.to_string(),
+            "1 to 10000",
+        ));
+    }
+    Ok(())
+}
+
+/// The cgroup of an instance, absolute so libcontainer never invents one.
+pub fn cgroup_path(app: &AppSpec) -> PathBuf {
+    PathBuf::from(format!("/apps/{}-{}", app.name, app.instance))
+}
+
+fn device_rules() -> Vec<LinuxDeviceCgroup> {
+    let rule = |allow: bool, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(allow);
+        r.set_typ(Some(if major.is_some() {
+            LinuxDeviceType::C
+        } else {
+            LinuxDeviceType::A
+        }));
+        r.set_major(major);
+        r.set_minor(minor);
+        r.set_access(Some(access.to_owned()));
+        r
+    };
+    let mut rules = vec![rule(false, None, None, "rwm")];
+    // null, zero, full, random, urandom, tty, ptmx, and the pty slaves.
+    for (major, minor) in [
+        (1, Some(3)),
+        (1, Some(5)),
+        (1, Some(7)),
+        (1, Some(8)),
+        (1, Some(9)),
+        (5, Some(0)),
+        (5, Some(2)),
+        (136, None),
+    ] {
+        rules.push(rule(true, Some(major), minor, "rwm"));
+    }
+    rules
+}
+
+fn seccomp() -> LinuxSeccomp {
+    let mut denied = LinuxSyscall::default();
+    denied.set_names(DENIED_SYSCALLS.iter().map(|s| s.to_string()).collect());
+    denied.set_action(LinuxSeccompAction::ScmpActErrno);
+    denied.set_errno_ret(Some(libc::EPERM as u32));
+    let mut s = LinuxSeccomp::default();
+    s.set_default_action(LinuxSeccompAction::ScmpActAllow);
+    s.set_architectures(Some(vec![oci_spec::runtime::Arch::ScmpArchX86_64]));
+    s.set_syscalls(Some(vec![denied]));
+    s
+}
+
+fn resources(app: &AppSpec) -> LinuxResources {
+    let mut cpu = LinuxCpu::default();
+    cpu.set_period(Some(CPU_PERIOD_US));
+    cpu.set_quota(Some((app.cpu_millis * CPU_PERIOD_US / 1000) as i64));
+    let mut memory = LinuxMemory::default();
+    memory.set_limit(Some(app.ram_bytes as i64));
+    // memory + swap = memory: no swap (memory.swap.max = 0).
+    memory.set_swap(Some(app.ram_bytes as i64));
+    let mut pids = LinuxPids::default();
+    pids.set_limit(app.pids);
+    let mut io = LinuxBlockIo::default();
+    io.set_weight(Some(app.disk_weight));
+    let mut r = LinuxResources::default();
+    r.set_cpu(Some(cpu));
+    r.set_memory(Some(memory));
+    r.set_pids(Some(pids));
+    r.set_block_io(Some(io));
+    r.set_devices(Some(device_rules()));
+    r
+}
+
+/// The runtime config for `app`, running the image's `image_cmd`/`image_env` unless the app
+/// overrides them, with its root filesystem at `rootfs`.
+pub fn runtime_spec(
+    app: &AppSpec,
+    image_cmd: &[String],
+    image_env: &[String],
+    rootfs: &Path,
+) -> Result<Spec, SpecError> {
+    check(app)?;
+    let args = if app.command.is_empty() {
+        image_cmd.to_vec()
+    } else {
+        app.command.clone()
+    };
+    if args.is_empty() {
+        return Err(SpecError::NoCommand(app.name.clone()));
+    }
+    let mut env =
+        vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()];
+    env.extend(image_env.iter().cloned());
+    env.extend(app.env.iter().cloned());
+    let caps: HashSet<Capability> = DEFAULT_CAPS.into_iter().collect();
+    let mut capabilities = LinuxCapabilities::default();
+    capabilities.set_bounding(Some(caps.clone()));
+    capabilities.set_effective(Some(caps.clone()));
+    capabilities.set_permitted(Some(caps));
+    capabilities.set_inheritable(None);
+    capabilities.set_ambient(None);
+
+    let mut spec = Spec::default();
+    let mut process = spec.process().clone().unwrap_or_default();
+    process.set_args(Some(args));
+    process.set_env(Some(env));
+    process.set_cwd(PathBuf::from("/"));
+    process.set_no_new_privileges(Some(true));
+    process.set_capabilities(Some(capabilities));
+    process.set_terminal(Some(false));
+    spec.set_process(Some(process));
+    let mut root = spec.root().clone().unwrap_or_default();
+    root.set_path(rootfs.to_owned());
+    root.set_readonly(Some(false));
+    spec.set_root(Some(root));
+    spec.set_hostname(Some(app.name.clone()));
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    linux.set_cgroups_path(Some(cgroup_path(app)));
+    linux.set_resources(Some(resources(app)));
+    linux.set_seccomp(Some(seccomp()));
+    spec.set_linux(Some(linux));
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::LinuxNamespaceType;
+
+    fn app() -> AppSpec {
+        AppSpec {
+            name: "web".into(),
+            instance: 2,
+            command: vec![],
+            env: vec!["MODE=prod".into()],
+            cpu_millis: 1500,
+            ram_bytes: 256 << 20,
+            pids: 128,
+            disk_weight: 200,
+        }
+    }
+
+    fn spec() -> Spec {
+        runtime_spec(
+            &app(),
+            &["/bin/web".into(), "--serve".into()],
+            &["A=1".into()],
+            Path::new("/data/instances/web-2/rootfs"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn resources_map_to_the_cgroup_v2_limits() {
+        let s = spec();
+        let linux = s.linux().as_ref().unwrap();
+        assert_eq!(
+            linux.cgroups_path().as_deref(),
+            Some(Path::new("/apps/web-2"))
+        );
+        let r = linux.resources().as_ref().unwrap();
+        let cpu = r.cpu().as_ref().unwrap();
+        assert_eq!(
+            (cpu.quota(), cpu.period()),
+            (Some(150_000), Some(100_000)),
+            "cpu.max 150000 100000"
+        );
+        let mem = r.memory().as_ref().unwrap();
+        assert_eq!(
+            (mem.limit(), mem.swap()),
+            (Some(256 << 20), Some(256 << 20)),
+            "no swap"
+        );
+        assert_eq!(r.pids().as_ref().unwrap().limit(), 128);
+        assert_eq!(r.block_io().as_ref().unwrap().weight(), Some(200));
+    }
+
+    #[test]
+    fn the_defaults_are_locked_down() {
+        let s = spec();
+        let p = s.process().as_ref().unwrap();
+        assert_eq!(p.args().as_ref().unwrap(), &["/bin/web", "--serve"]);
+        assert!(
+            p.env().as_ref().unwrap().iter().any(|e| e == "A=1")
+                && p.env().as_ref().unwrap().iter().any(|e| e == "MODE=prod")
+        );
+        assert_eq!(p.no_new_privileges(), Some(true));
+        let caps = p
+            .capabilities()
+            .as_ref()
+            .unwrap()
+            .bounding()
+            .as_ref()
+            .unwrap();
+        assert_eq!(caps.len(), 14);
+        assert!(!caps.contains(&Capability::SysAdmin) && !caps.contains(&Capability::NetAdmin));
+        let linux = s.linux().as_ref().unwrap();
+        let ns: Vec<LinuxNamespaceType> = linux
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| n.typ())
+            .collect();
+        for want in [
+            LinuxNamespaceType::Pid,
+            LinuxNamespaceType::Network,
+            LinuxNamespaceType::Mount,
+            LinuxNamespaceType::Ipc,
+            LinuxNamespaceType::Uts,
+            LinuxNamespaceType::Cgroup,
+        ] {
+            assert!(ns.contains(&want), "{want:?} missing");
+        }
+        assert!(linux
+            .masked_paths()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|p| p == "/proc/kcore"));
+        assert!(linux
+            .readonly_paths()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|p| p == "/proc/sys"));
+        let devices = linux
+            .resources()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .as_ref()
+            .unwrap();
+        assert!(!devices[0].allow(), "deny everything first");
+        assert!(
+            !devices.iter().any(|d| d.allow() && d.major() == Some(10)),
+            "no /dev/loop-control (10:237) or other misc devices"
+        );
+        let seccomp = linux.seccomp().as_ref().unwrap();
+        let denied = &seccomp.syscalls().as_ref().unwrap()[0];
+        assert!(
+            denied.names().iter().any(|n| n == "mount")
+                && denied.action() == LinuxSeccompAction::ScmpActErrno
+        );
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains("\"cgroupsPath\":\"/apps/web-2\""), "{json}");
+    }
+
+    #[test]
+    fn bad_apps_are_refused_naming_the_field() {
+        let mut a = app();
+        a.name = "Web_App".into();
+        assert_eq!(
+            runtime_spec(&a, &["/x".into()], &[], Path::new("/r")).unwrap_err(),
+            SpecError::Name("Web_App".into())
+        );
+        let mut a = app();
+        a.pids = 0;
+        let err = runtime_spec(&a, &["/x".into()], &[], Path::new("/r")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "app web: pids 0 is out of range (1 to 1000000)"
+        );
+        assert_eq!(
+            runtime_spec(&app(), &[], &[], Path::new("/r")).unwrap_err(),
+            SpecError::NoCommand("web".into())
+        );
+    }
+}
