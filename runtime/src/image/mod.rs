@@ -1,5 +1,5 @@
 //! OCI images: layers unpacked once, into directories that overlayfs can stack as lowerdirs.
-//! The store imports OCI image layouts by digest. (oci-archive tarballs and instance
+//! The store imports OCI image layouts and oci-archive tarballs by digest. (Instance
 //! overlays come next.)
 
 pub mod store;

@@ -146,6 +146,46 @@ impl Store {
             env,
         })
     }
+
+    /// Imports an `oci-archive` tarball (what `skopeo copy ... oci-archive:` writes): its
+    /// layout is unpacked into a scratch directory of the store (regular files and
+    /// directories only, nothing outside it), imported, and removed.
+    pub fn import_archive(&self, archive: &Path) -> Result<Imported, StoreError> {
+        let scratch = self.root.join(format!("incoming-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&scratch);
+        fs::create_dir_all(&scratch).map_err(io_at(&scratch))?;
+        let result = self
+            .unpack_archive(archive, &scratch)
+            .and_then(|()| self.import_layout(&scratch));
+        let _ = fs::remove_dir_all(&scratch);
+        result
+    }
+
+    fn unpack_archive(&self, archive: &Path, scratch: &Path) -> Result<(), StoreError> {
+        let file = fs::File::open(archive).map_err(io_at(archive))?;
+        let mut tar = tar::Archive::new(io::BufReader::new(file));
+        let bad = |detail: String| StoreError::Bad {
+            path: archive.display().to_string(),
+            detail,
+        };
+        for entry in tar.entries().map_err(io_at(archive))? {
+            let mut entry = entry.map_err(io_at(archive))?;
+            let kind = entry.header().entry_type();
+            let name = entry.path().map_err(io_at(archive))?.display().to_string();
+            if !(kind.is_file() || kind.is_dir()) {
+                return Err(bad(format!(
+                    "entry {name:?} is not a file or directory; refused"
+                )));
+            }
+            // unpack_in refuses absolute paths and `..`; false means it skipped the entry.
+            if !entry.unpack_in(scratch).map_err(io_at(archive))? {
+                return Err(bad(format!(
+                    "entry {name:?} would escape the archive; refused"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -186,6 +226,45 @@ mod tests {
         assert!(
             img.layers[0].join("marker").exists(),
             "the layer was not unpacked twice"
+        );
+    }
+
+    #[test]
+    fn an_oci_archive_imports_like_its_layout_and_leaves_no_scratch() {
+        let (out, digest) = layout();
+        let archive = out.path().with_extension("tar");
+        let mut b = tar::Builder::new(fs::File::create(&archive).unwrap());
+        b.append_dir_all(".", out.path()).unwrap();
+        b.finish().unwrap();
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open(store_dir.path()).unwrap();
+        let img = store.import_archive(&archive).unwrap();
+        assert_eq!(img.manifest_digest, digest);
+        assert_eq!(fs::read(img.layers[0].join("bin/hello")).unwrap(), b"hi");
+        let names: Vec<_> = fs::read_dir(store_dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["layers"], "scratch directory removed");
+        fs::remove_file(archive).unwrap();
+    }
+
+    #[test]
+    fn an_archive_with_a_symlink_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("evil.tar");
+        let mut b = tar::Builder::new(fs::File::create(&archive).unwrap());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "blobs", "/etc").unwrap();
+        b.finish().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let err = store.import_archive(&archive).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("\"blobs\" is not a file or directory"),
+            "{err}"
         );
     }
 
