@@ -268,6 +268,16 @@ mod tests {
         );
     }
 
+    /// Imports `layout` into a fresh store, expecting it to fail.
+    fn import_error(layout: &Path) -> (tempfile::TempDir, StoreError) {
+        let store_dir = tempfile::tempdir().unwrap();
+        let err = Store::open(store_dir.path())
+            .unwrap()
+            .import_layout(layout)
+            .unwrap_err();
+        (store_dir, err)
+    }
+
     fn tamper(out: &Path, hex: &str) {
         let p = out.join("blobs/sha256").join(hex);
         let mut bytes = fs::read(&p).unwrap();
@@ -285,11 +295,7 @@ mod tests {
         .unwrap();
         let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
         tamper(out.path(), &layer[7..]);
-        let store_dir = tempfile::tempdir().unwrap();
-        let err = Store::open(store_dir.path())
-            .unwrap()
-            .import_layout(out.path())
-            .unwrap_err();
+        let (store_dir, err) = import_error(out.path());
         assert!(
             err.to_string().starts_with(&format!("layer {layer}: ")),
             "{err}"
@@ -307,11 +313,7 @@ mod tests {
     fn a_tampered_manifest_is_refused_naming_its_digest() {
         let (out, digest) = layout();
         tamper(out.path(), &digest[7..]);
-        let store_dir = tempfile::tempdir().unwrap();
-        let err = Store::open(store_dir.path())
-            .unwrap()
-            .import_layout(out.path())
-            .unwrap_err();
+        let (_store_dir, err) = import_error(out.path());
         assert!(
             err.to_string()
                 .starts_with(&format!("manifest {digest}: digest mismatch (got sha256:")),
