@@ -29,6 +29,27 @@ pub enum Request {
     Shutdown,
     #[serde(rename = "reboot")]
     Reboot,
+    /// Admit and run an app (replacing one of the same name); kept in the desired state
+    /// on /data, so it runs again after a reboot.
+    #[serde(rename = "app.run")]
+    AppRun { app: crate::spec::AppSpec },
+    /// Stop an app and forget it; `purge` also removes what it wrote.
+    #[serde(rename = "app.stop")]
+    AppStop {
+        name: String,
+        #[serde(default)]
+        purge: bool,
+    },
+    /// Every app with its state, restarts, last exit and latest sample, and node totals.
+    #[serde(rename = "app.list", alias = "apps.list")]
+    AppList,
+    /// One app's recent samples (the last `samples`, default 12: one minute).
+    #[serde(rename = "app.stats")]
+    AppStats {
+        name: String,
+        #[serde(default)]
+        samples: Option<usize>,
+    },
 }
 
 /// PID1's answer.
@@ -108,6 +129,17 @@ mod tests {
         assert_eq!(
             parse_request(r#"{"request":"status"}"#),
             Ok(Request::Status)
+        );
+        assert_eq!(
+            parse_request(r#"{"request":"apps.list"}"#),
+            Ok(Request::AppList)
+        );
+        assert_eq!(
+            parse_request(r#"{"request":"app.stop","name":"web"}"#),
+            Ok(Request::AppStop {
+                name: "web".into(),
+                purge: false
+            })
         );
         assert!(parse_request(r#"{"request":"format-disk"}"#)
             .unwrap_err()

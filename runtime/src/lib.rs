@@ -1,10 +1,12 @@
-//! What the node offers to workloads.
-//!
-//! Today: the cgroup v2 hierarchy setup PID1 needs at boot, and the PID1 control protocol. Later issues add the hardware
-//! benchmark, OCI images and bundles, and the container lifecycle on libcontainer.
+//! What the node offers to workloads: the cgroup v2 hierarchy PID1 sets up at boot, the
+//! hardware benchmark, OCI images and bundles, the container lifecycle on libcontainer,
+//! cgroup accounting and admission, and the PID1 control protocol.
 
+pub mod accounting;
+pub mod admission;
 pub mod bench;
 pub mod cgroup;
+pub mod container;
 pub mod control;
 pub mod image;
 pub mod spec;

@@ -12,21 +12,77 @@ use oci_spec::runtime::{
     Capability, LinuxBlockIo, LinuxCapabilities, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType,
     LinuxMemory, LinuxPids, LinuxResources, LinuxSeccomp, LinuxSeccompAction, LinuxSyscall, Spec,
 };
+use serde::{Deserialize, Serialize};
 
-/// What the chain (or an operator) asks to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the chain (or an operator) asks to run; the wire form of control `app.run`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppSpec {
     pub name: String,
+    #[serde(default)]
     pub instance: u32,
+    /// The image's manifest digest, `sha256:<hex>`.
+    pub image: String,
+    /// Where to import the image from when the store lacks it (a layout or oci-archive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Overrides the image's command when not empty.
+    #[serde(default)]
     pub command: Vec<String>,
+    #[serde(default)]
     pub env: Vec<String>,
+    /// Ports the app serves (recorded in the bundle's annotations; publishing them on the
+    /// host's network is not built yet).
+    #[serde(default)]
+    pub ports: Vec<u16>,
     /// CPU in thousandths of a core (1000 = one core).
     pub cpu_millis: u64,
     pub ram_bytes: u64,
+    /// Disk space the app is sold (admission only; not enforced by a quota yet).
+    #[serde(default)]
+    pub disk_bytes: u64,
+    #[serde(default = "default_pids")]
     pub pids: i64,
     /// cgroup v2 io.weight, 1 to 10000.
+    #[serde(default = "default_weight")]
     pub disk_weight: u16,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+}
+
+/// When PID1 starts an app's container again after it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    No,
+    #[default]
+    OnFailure,
+    Always,
+}
+
+impl RestartPolicy {
+    /// Whether an end with this success is followed by a new start.
+    pub fn again(self, success: bool) -> bool {
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::OnFailure => !success,
+            RestartPolicy::Always => true,
+        }
+    }
+}
+
+fn default_pids() -> i64 {
+    1024
+}
+
+fn default_weight() -> u16 {
+    100
+}
+
+impl AppSpec {
+    /// The container id of this instance: `<name>-<instance>`.
+    pub fn id(&self) -> String {
+        format!("{}-{}", self.name, self.instance)
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -109,7 +165,8 @@ pub const DENIED_SYSCALLS: [&str; 40] = [
 
 const CPU_PERIOD_US: u64 = 100_000;
 
-fn check(app: &AppSpec) -> Result<(), SpecError> {
+/// Checks the name and the resource figures of an app.
+pub fn check(app: &AppSpec) -> Result<(), SpecError> {
     let ok_name = !app.name.is_empty()
         && app.name.len() <= 48
         && app
@@ -154,7 +211,7 @@ fn check(app: &AppSpec) -> Result<(), SpecError> {
 
 /// The cgroup of an instance, absolute so libcontainer never invents one.
 pub fn cgroup_path(app: &AppSpec) -> PathBuf {
-    PathBuf::from(format!("/apps/{}-{}", app.name, app.instance))
+    PathBuf::from(format!("/apps/{}", app.id()))
 }
 
 fn device_rules() -> Vec<LinuxDeviceCgroup> {
@@ -264,6 +321,12 @@ pub fn runtime_spec(
     root.set_readonly(Some(false));
     spec.set_root(Some(root));
     spec.set_hostname(Some(app.name.clone()));
+    if !app.ports.is_empty() {
+        let ports: Vec<String> = app.ports.iter().map(u16::to_string).collect();
+        spec.set_annotations(Some(
+            [("org.fluxnode.ports".to_owned(), ports.join(","))].into(),
+        ));
+    }
     let mut linux = spec.linux().clone().unwrap_or_default();
     linux.set_cgroups_path(Some(cgroup_path(app)));
     linux.set_resources(Some(resources(app)));
@@ -281,12 +344,17 @@ mod tests {
         AppSpec {
             name: "web".into(),
             instance: 2,
+            image: format!("sha256:{}", "a".repeat(64)),
+            source: None,
             command: vec![],
             env: vec!["MODE=prod".into()],
+            ports: vec![8080],
             cpu_millis: 1500,
             ram_bytes: 256 << 20,
+            disk_bytes: 1 << 30,
             pids: 128,
             disk_weight: 200,
+            restart: RestartPolicy::OnFailure,
         }
     }
 
@@ -323,6 +391,29 @@ mod tests {
         );
         assert_eq!(r.pids().as_ref().unwrap().limit(), 128);
         assert_eq!(r.block_io().as_ref().unwrap().weight(), Some(200));
+    }
+
+    #[test]
+    fn the_wire_form_fills_defaults_and_ports_become_an_annotation() {
+        let a: AppSpec = serde_json::from_str(&format!(
+            r#"{{"name":"db","image":"sha256:{}","cpu_millis":500,"ram_bytes":67108864,"restart":"always"}}"#,
+            "b".repeat(64)
+        ))
+        .unwrap();
+        assert_eq!(
+            (a.instance, a.pids, a.disk_weight, a.restart),
+            (0, 1024, 100, RestartPolicy::Always)
+        );
+        assert_eq!(a.id(), "db-0");
+        assert!(RestartPolicy::OnFailure.again(false) && !RestartPolicy::OnFailure.again(true));
+        assert!(!RestartPolicy::No.again(false) && RestartPolicy::Always.again(true));
+        let s = spec();
+        assert_eq!(
+            s.annotations().as_ref().unwrap()["org.fluxnode.ports"],
+            "8080"
+        );
+        let bad = serde_json::from_str::<AppSpec>(r#"{"name":"x","restart":"sometimes"}"#);
+        assert!(bad.is_err());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The image store on /data/images: OCI image layouts imported by digest. Every blob is
 //! checked against its digest before use (manifest and config here, layers while they
 //! stream into `unpack`), and each layer is unpacked once, into `layers/<hex>/`, shared by
-//! every image that has it and ready to be an overlay lowerdir.
+//! every image that has it and ready to be an overlay lowerdir. What an import found is
+//! recorded in `images/<hex>.json`, so an app names its image by manifest digest alone.
 
 use std::fs;
 use std::io;
@@ -36,7 +37,7 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
 }
 
 /// An image ready to run: its layers bottom first, and what its config says to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Imported {
     pub manifest_digest: String,
     pub layers: Vec<PathBuf>,
@@ -85,6 +86,7 @@ fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, 
 impl Store {
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         fs::create_dir_all(root.join("layers")).map_err(io_at(root))?;
+        fs::create_dir_all(root.join("images")).map_err(io_at(root))?;
         Ok(Store {
             root: root.to_owned(),
         })
@@ -139,12 +141,92 @@ impl Store {
                 )
             })
             .unwrap_or_default();
-        Ok(Imported {
+        let imported = Imported {
             manifest_digest,
             layers,
             cmd,
             env,
-        })
+        };
+        self.record(&imported)?;
+        Ok(imported)
+    }
+
+    fn record_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
+        let hex = hex_of(digest, &self.root)?;
+        Ok(self.root.join("images").join(format!("{hex}.json")))
+    }
+
+    /// Writes the image's record through a temporary file and a rename, so a reader sees
+    /// either no record or a whole one.
+    fn record(&self, img: &Imported) -> Result<(), StoreError> {
+        let path = self.record_path(&img.manifest_digest)?;
+        let dir = self.root.join("images");
+        fs::create_dir_all(&dir).map_err(io_at(&dir))?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let json = serde_json::to_vec_pretty(img).expect("an image record serializes");
+        fs::write(&tmp, json)
+            .and_then(|()| fs::File::open(&tmp)?.sync_all())
+            .and_then(|()| fs::rename(&tmp, &path))
+            .map_err(io_at(&path))
+    }
+
+    /// The image imported under `digest`, or None when it has not been imported.
+    pub fn image(&self, digest: &str) -> Result<Option<Imported>, StoreError> {
+        let path = self.record_path(digest)?;
+        match fs::read(&path) {
+            Ok(bytes) => parse(&bytes, &path.display().to_string()).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_at(&path)(e)),
+        }
+    }
+
+    /// The manifest digest `source` (a layout or an oci-archive) would import as, from its
+    /// `index.json`, without importing anything.
+    pub fn source_digest(source: &Path) -> Result<String, StoreError> {
+        let bytes = if source.is_dir() {
+            let p = source.join("index.json");
+            fs::read(&p).map_err(io_at(&p))?
+        } else {
+            let file = fs::File::open(source).map_err(io_at(source))?;
+            let mut tar = tar::Archive::new(io::BufReader::new(file));
+            let mut found = None;
+            for entry in tar.entries().map_err(io_at(source))? {
+                let mut entry = entry.map_err(io_at(source))?;
+                let path = entry.path().map_err(io_at(source))?.into_owned();
+                if path
+                    .components()
+                    .filter(|c| matches!(c, std::path::Component::Normal(_)))
+                    .eq([std::path::Component::Normal("index.json".as_ref())])
+                {
+                    let mut buf = Vec::new();
+                    io::Read::read_to_end(&mut entry, &mut buf).map_err(io_at(source))?;
+                    found = Some(buf);
+                    break;
+                }
+            }
+            found.ok_or_else(|| StoreError::Bad {
+                path: source.display().to_string(),
+                detail: "no index.json in the archive".into(),
+            })?
+        };
+        let index: ImageIndex = parse(&bytes, &source.display().to_string())?;
+        index
+            .manifests()
+            .first()
+            .map(|d| d.digest().to_string())
+            .ok_or_else(|| StoreError::Bad {
+                path: source.display().to_string(),
+                detail: "no manifest in the index".into(),
+            })
+    }
+
+    /// Imports `source`: an OCI image layout directory, or an `oci-archive` tarball.
+    pub fn import(&self, source: &Path) -> Result<Imported, StoreError> {
+        if source.is_dir() {
+            self.import_layout(source)
+        } else {
+            self.import_archive(source)
+        }
     }
 
     /// Imports an `oci-archive` tarball (what `skopeo copy ... oci-archive:` writes): its
@@ -220,6 +302,9 @@ mod tests {
             (vec!["/bin/hello".to_owned()], vec!["A=1".to_owned()])
         );
         assert_eq!(fs::read(img.layers[0].join("bin/hello")).unwrap(), b"hi");
+        assert_eq!(store.image(&digest).unwrap().as_ref(), Some(&img));
+        let other = format!("sha256:{}", "0".repeat(64));
+        assert_eq!(store.image(&other).unwrap(), None);
         fs::write(img.layers[0].join("marker"), b"kept").unwrap();
         let again = store.import_layout(out.path()).unwrap();
         assert_eq!(again, img);
@@ -238,14 +323,17 @@ mod tests {
         b.finish().unwrap();
         let store_dir = tempfile::tempdir().unwrap();
         let store = Store::open(store_dir.path()).unwrap();
+        assert_eq!(Store::source_digest(&archive).unwrap(), digest);
+        assert_eq!(Store::source_digest(out.path()).unwrap(), digest);
         let img = store.import_archive(&archive).unwrap();
         assert_eq!(img.manifest_digest, digest);
         assert_eq!(fs::read(img.layers[0].join("bin/hello")).unwrap(), b"hi");
-        let names: Vec<_> = fs::read_dir(store_dir.path())
+        let mut names: Vec<_> = fs::read_dir(store_dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names, ["layers"], "scratch directory removed");
+        names.sort();
+        assert_eq!(names, ["images", "layers"], "scratch directory removed");
         fs::remove_file(archive).unwrap();
     }
 
