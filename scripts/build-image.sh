@@ -4,6 +4,8 @@
 source "$(dirname "$0")/common.sh"
 kernel="$("$ROOT/scripts/build-kernel.sh" qemu | tail -n 1)"
 say "building the static fluxnode binary"
+# libcontainer's seccomp goes in statically too (libseccomp.a from libseccomp-dev).
+LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH="/usr/lib/$(gcc -dumpmachine)" \
 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
   cargo_release -q -p fluxnode-init --target "$HOST_TRIPLE"
 init="$TARGET_DIR/$HOST_TRIPLE/release/fluxnode"

@@ -47,6 +47,18 @@ enum Command {
     Bench(crate::bench_cli::BenchArgs),
     /// Run the DHCPv4 client on a link (PID1 starts one per link as a service).
     Dhcp { iface: String },
+    /// Import an OCI image layout or oci-archive into the image store (PID1 runs this as a
+    /// helper, so unpacking never blocks its loop); prints the manifest digest.
+    Unpack {
+        #[arg(long, default_value = "/data/images")]
+        store: PathBuf,
+        /// Fail unless the source holds this manifest digest.
+        #[arg(long)]
+        expect: Option<String>,
+        source: PathBuf,
+    },
+    /// A runc-compatible OCI runtime over the same libcontainer path as PID1.
+    Oci(crate::oci_cli::OciArgs),
     /// Test services run by the qemu-tests (the image has no shell).
     #[command(subcommand)]
     Selftest(Selftest),
@@ -70,6 +82,9 @@ enum CtlCommand {
     Shutdown,
     /// Orderly reboot.
     Reboot,
+    /// Apps: run, stop, list, stats.
+    #[command(subcommand)]
+    App(crate::app_cli::AppCommand),
 }
 
 fn ctl(socket: &std::path::Path, command: CtlCommand) -> Result<()> {
@@ -79,6 +94,7 @@ fn ctl(socket: &std::path::Path, command: CtlCommand) -> Result<()> {
         CtlCommand::Restart { name } => Request::ServiceRestart { name },
         CtlCommand::Shutdown => Request::Shutdown,
         CtlCommand::Reboot => Request::Reboot,
+        CtlCommand::App(cmd) => crate::app_cli::request(cmd)?,
     };
     let reply = control::call(socket, &request, Duration::from_secs(10))?;
     if !reply.ok {
@@ -117,6 +133,12 @@ pub fn run() -> Result<()> {
         Command::Ctl { socket, command } => ctl(&socket, command)?,
         Command::Bench(args) => crate::bench_cli::run(args)?,
         Command::Dhcp { iface } => crate::net::client::run(&iface)?,
+        Command::Unpack {
+            store,
+            expect,
+            source,
+        } => crate::app_cli::unpack(&store, &source, expect.as_deref())?,
+        Command::Oci(args) => crate::oci_cli::run(args)?,
         Command::Selftest(test) => selftest::run(test)?,
     }
     Ok(())

@@ -1,10 +1,12 @@
 //! The `fluxnode` binary. Run as PID1 it is the node's init; run any other way it is the
 //! command line for every role (multi-call, like Talos's machined).
 
+mod app_cli;
 mod bench_cli;
 mod cli;
 mod config;
 mod net;
+mod oci_cli;
 mod pid1;
 mod selftest;
 mod storage;

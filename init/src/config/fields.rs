@@ -63,6 +63,24 @@ fn hostname(v: &Value) -> Result<String, String> {
     }
 }
 
+/// A number or a string: as text, so `2G` and `2147483648` both work.
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn size(v: &Value) -> Result<u64, String> {
+    runtime::admission::parse_bytes(&text_of(v))
+        .ok_or_else(|| format!("expected a size like 2G or 512M, found {}", found(v)))
+}
+
+fn cores(v: &Value) -> Result<u64, String> {
+    runtime::admission::parse_cores(&text_of(v))
+        .ok_or_else(|| format!("expected cores like 1 or 0.5, found {}", found(v)))
+}
+
 /// Sets `[section] key` from a TOML value, or says why not.
 pub fn set(c: &mut Config, section: &str, key: &str, v: Value) -> Result<(), String> {
     match (section, key) {
@@ -70,6 +88,9 @@ pub fn set(c: &mut Config, section: &str, key: &str, v: Value) -> Result<(), Str
         ("log", "level") => c.log_level = one_of(&v, &["error", "warn", "info", "debug", "trace"])?,
         ("storage", "grow") => c.storage.grow = boolean(&v)?,
         ("bench", "quick") => c.bench.quick = boolean(&v)?,
+        ("apps", "reserve_cpu") => c.reserve.cpu_millis = cores(&v)?,
+        ("apps", "reserve_ram") => c.reserve.ram_bytes = size(&v)?,
+        ("apps", "reserve_disk") => c.reserve.disk_bytes = size(&v)?,
         ("bench", "enabled") => c.bench.enabled = boolean(&v)?,
         ("watchdog", "enabled") => c.watchdog.enabled = boolean(&v)?,
         ("watchdog", "device") => c.watchdog.device = string(&v)?.into(),

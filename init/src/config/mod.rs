@@ -61,6 +61,8 @@ pub struct Config {
     pub network: Network,
     pub watchdog: Watchdog,
     pub bench: Bench,
+    /// What the node keeps for itself; apps are admitted into the rest of its capacity.
+    pub reserve: runtime::admission::Resources,
     pub services: Vec<ServiceSpec>,
 }
 
@@ -85,6 +87,7 @@ impl Default for Config {
                 enabled: true,
                 quick: false,
             },
+            reserve: runtime::admission::FLUX_RESERVE,
             services: Vec::new(),
         }
     }

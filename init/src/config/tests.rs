@@ -134,3 +134,29 @@ fn a_file_that_is_not_toml_is_skipped_whole_with_a_reason() {
     );
     assert_eq!(c, Config::default());
 }
+
+#[test]
+fn the_app_reserve_takes_sizes_and_cores_from_file_and_command_line() {
+    let mut c = Config::default();
+    assert_eq!(c.reserve, runtime::admission::FLUX_RESERVE);
+    let diags = c.apply_cmdline(
+        [
+            ("fluxnode.apps.reserve_cpu", "0.25"),
+            ("fluxnode.apps.reserve_ram", "128M"),
+            ("fluxnode.apps.reserve_disk", "lots"),
+        ]
+        .into_iter(),
+    );
+    assert_eq!(
+        (c.reserve.cpu_millis, c.reserve.ram_bytes),
+        (250, 128 << 20)
+    );
+    assert_eq!(
+        c.reserve.disk_bytes,
+        runtime::admission::FLUX_RESERVE.disk_bytes
+    );
+    assert_eq!(
+        diags[0].to_string(),
+        r#"kernel command line: fluxnode.apps.reserve_disk: expected a size like 2G or 512M, found "lots""#
+    );
+}

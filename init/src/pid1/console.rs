@@ -62,6 +62,13 @@ where
         if rank(level) > LEVEL.load(Ordering::Relaxed) {
             return Ok(());
         }
+        // libcontainer narrates every container it makes: only its warnings and errors.
+        let target = event.metadata().target();
+        if (target.starts_with("libcontainer") || target.starts_with("libcgroups"))
+            && rank(level) > rank(Level::WARN)
+        {
+            return Ok(());
+        }
         let t = uptime::since_boot();
         write!(
             writer,

@@ -1,6 +1,7 @@
 //! PID1's event loop: one epoll over a signalfd, the power-button devices and the control
-//! socket. Its only wait is `epoll_wait`, bounded by the next watchdog pet and the next
-//! service restart; it returns the shutdown it was asked for.
+//! socket. Its only wait is `epoll_wait`, bounded by the next watchdog pet, the next
+//! service or app restart and the next accounting sample; it returns the shutdown it was
+//! asked for.
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -38,6 +39,13 @@ pub fn block_signals() -> Result<SignalFd> {
     }
     mask.thread_block().context("block signals")?;
     SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).context("signalfd")
+}
+
+fn answer(r: Result<serde_json::Value, String>) -> Reply {
+    match r {
+        Ok(v) => Reply::ok(Some(v)),
+        Err(e) => Reply::error(e),
+    }
 }
 
 pub struct Loop {
@@ -85,7 +93,13 @@ impl Loop {
         if let Some(w) = &self.boot.watchdog {
             wait = wait.min(w.due_in());
         }
-        if let Some(at) = self.boot.supervisor.next_deadline() {
+        for at in [
+            self.boot.supervisor.next_deadline(),
+            self.boot.apps.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        {
             wait = wait.min(at.saturating_duration_since(Instant::now()));
         }
         wait
@@ -123,6 +137,7 @@ impl Loop {
                 w.pet_if_due();
             }
             self.boot.supervisor.tick();
+            self.boot.apps.tick();
         }
     }
 
@@ -132,7 +147,9 @@ impl Loop {
                 if let Some(job) = self.boot.bench_job.take() {
                     phases::bench::finished(&job, &status);
                 }
-            } else if !self.boot.supervisor.on_exit(pid, &status) {
+            } else if !self.boot.supervisor.on_exit(pid, &status)
+                && !self.boot.apps.on_exit(pid, &status)
+            {
                 self.orphans_reaped += 1;
                 debug!("reaped orphan {pid}: {status:?}");
             }
@@ -206,6 +223,21 @@ impl Loop {
                 info!("control: reboot requested");
                 (Reply::ok(None), Some(Action::Reboot))
             }
+            Request::AppRun { app } => (answer(self.boot.apps.run(app)), None),
+            Request::AppStop { name, purge } => (
+                answer(
+                    self.boot
+                        .apps
+                        .stop(&name, purge)
+                        .map(|()| json!({"stopping": name})),
+                ),
+                None,
+            ),
+            Request::AppList => (Reply::ok(Some(self.boot.apps.list())), None),
+            Request::AppStats { name, samples } => (
+                answer(self.boot.apps.stats(&name, samples.unwrap_or(12))),
+                None,
+            ),
         }
     }
 

@@ -4,6 +4,7 @@
 //! `catch_unwind`; a fatal error or a caught panic is printed and the machine reboots after
 //! 10 s. Only the early phase is fatal when it fails: every later one logs and boots on.
 
+pub mod apps;
 mod cmdline;
 pub mod console;
 pub mod control;
@@ -51,6 +52,8 @@ pub struct Boot {
     pub control: Option<control::ControlServer>,
     /// The benchmark helper, while it runs.
     pub bench_job: Option<phases::bench::BenchJob>,
+    /// The apps (containers) this node runs; set up in the services phase.
+    pub apps: apps::Apps,
 }
 
 type Phase = fn(&mut Boot) -> Result<()>;
@@ -78,6 +81,7 @@ fn run() -> Result<Action> {
         power_buttons: Vec::new(),
         control: None,
         bench_job: None,
+        apps: apps::Apps::off(),
     };
     for (name, phase) in PHASES {
         let started = Instant::now();

@@ -94,9 +94,28 @@ fn data_mounted() -> bool {
         .unwrap_or(false)
 }
 
+/// Unmounts what is mounted below /data (app overlays), deepest first, so /data itself
+/// can be unmounted cleanly.
+fn unmount_below_data() {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let prefix = format!("{DATA}/");
+    let mut below: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|m| m.starts_with(&prefix))
+        .collect();
+    below.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in below {
+        if let Err(e) = umount(m) {
+            warn!("umount {m}: {e}");
+        }
+    }
+}
+
 fn unmount_data() {
     logfile::stop();
     sync();
+    unmount_below_data();
     match umount(DATA) {
         Ok(()) => info!("{DATA} unmounted cleanly"),
         Err(e) => {
