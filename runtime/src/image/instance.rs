@@ -78,6 +78,8 @@ impl Instance {
         }
         let rootfs = self.rootfs();
         let _ = umount2(&rootfs, MntFlags::MNT_DETACH);
+        // nodev: a device node shipped in an image (or made on the rootfs) never opens;
+        // the container's /dev is libcontainer's own tmpfs with the standard devices.
         mount(
             Some("overlay"),
             &rootfs,

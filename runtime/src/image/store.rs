@@ -45,6 +45,13 @@ pub struct Imported {
     pub env: Vec<String>,
 }
 
+/// A name part no other import running now uses (process id and a counter).
+fn unique() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
 pub struct Store {
     root: PathBuf,
 }
@@ -119,7 +126,11 @@ impl Store {
             let hex = hex_of(&d, layout)?;
             let dest = self.root.join("layers").join(&hex);
             if !dest.exists() {
-                let tmp = self.root.join("layers").join(format!("{hex}.partial"));
+                // Private to this process: two imports of one layer may run at once.
+                let tmp = self
+                    .root
+                    .join("layers")
+                    .join(format!("{hex}.partial-{}", unique()));
                 let _ = fs::remove_dir_all(&tmp);
                 let blob_path = layout.join("blobs/sha256").join(&hex);
                 let blob = fs::File::open(&blob_path).map_err(io_at(&blob_path))?;
@@ -127,7 +138,13 @@ impl Store {
                     let _ = fs::remove_dir_all(&tmp);
                     return Err(e.into());
                 }
-                fs::rename(&tmp, &dest).map_err(io_at(&dest))?;
+                if let Err(e) = fs::rename(&tmp, &dest) {
+                    let _ = fs::remove_dir_all(&tmp);
+                    // Another import finished the same layer first: theirs is as good.
+                    if !dest.is_dir() {
+                        return Err(io_at(&dest)(e));
+                    }
+                }
             }
             layers.push(dest);
         }
@@ -162,7 +179,7 @@ impl Store {
         let path = self.record_path(&img.manifest_digest)?;
         let dir = self.root.join("images");
         fs::create_dir_all(&dir).map_err(io_at(&dir))?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let tmp = path.with_extension(format!("tmp{}", unique()));
         let json = serde_json::to_vec_pretty(img).expect("an image record serializes");
         fs::write(&tmp, json)
             .and_then(|()| fs::File::open(&tmp)?.sync_all())
@@ -233,7 +250,7 @@ impl Store {
     /// layout is unpacked into a scratch directory of the store (regular files and
     /// directories only, nothing outside it), imported, and removed.
     pub fn import_archive(&self, archive: &Path) -> Result<Imported, StoreError> {
-        let scratch = self.root.join(format!("incoming-{}", std::process::id()));
+        let scratch = self.root.join(format!("incoming-{}", unique()));
         let _ = fs::remove_dir_all(&scratch);
         fs::create_dir_all(&scratch).map_err(io_at(&scratch))?;
         let result = self
@@ -311,6 +328,36 @@ mod tests {
         assert!(
             img.layers[0].join("marker").exists(),
             "the layer was not unpacked twice"
+        );
+    }
+
+    #[test]
+    fn imports_of_one_image_at_the_same_time_both_succeed() {
+        let (out, digest) = layout();
+        let store_dir = tempfile::tempdir().unwrap();
+        let results: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        Store::open(store_dir.path())
+                            .unwrap()
+                            .import_layout(out.path())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in results {
+            assert_eq!(r.unwrap().manifest_digest, digest);
+        }
+        let layers: Vec<_> = fs::read_dir(store_dir.path().join("layers"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            layers.len(),
+            1,
+            "one layer, no partial leftovers: {layers:?}"
         );
     }
 
