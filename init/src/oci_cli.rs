@@ -74,6 +74,15 @@ enum OciCommand {
         #[command(flatten)]
         create: CreateArgs,
     },
+    /// Write a config.json for a bundle with fluxnode's secure defaults (rootfs `rootfs`,
+    /// no cgroupsPath: `create` gives each container /oci/<id>).
+    Spec {
+        #[arg(long, short, default_value = ".")]
+        bundle: PathBuf,
+        /// The process to run (after `--`); default `sh`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// List containers (a table, or `--format json`).
     List {
         #[arg(long, short, default_value = "table")]
@@ -102,12 +111,98 @@ fn parse_signal(s: &str) -> Result<i32> {
         .with_context(|| format!("unknown signal {s:?}"))
 }
 
+/// The bundle libcontainer is given. A config without an absolute `linux.cgroupsPath`
+/// would make libcontainer invent a `:youki:<id>` cgroup, so such a config is copied under
+/// the state root with `/oci/<id>` and an absolute rootfs; the user's bundle is untouched.
+fn effective_bundle(rt: &Runtime, id: &str, bundle: &Path) -> Result<PathBuf> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&text).with_context(|| format!("{}", path.display()))?;
+    let absolute_cgroup = config["linux"]["cgroupsPath"]
+        .as_str()
+        .is_some_and(|p| p.starts_with('/'));
+    if absolute_cgroup {
+        return Ok(bundle.to_owned());
+    }
+    let Some(linux) = config.get_mut("linux").and_then(|l| l.as_object_mut()) else {
+        bail!("{}: no \"linux\" section", path.display());
+    };
+    linux.insert("cgroupsPath".into(), format!("/oci/{id}").into());
+    let rootfs = config["root"]["path"]
+        .as_str()
+        .unwrap_or("rootfs")
+        .to_owned();
+    config["root"]["path"] = bundle.join(rootfs).display().to_string().into();
+    let dir = derived_dir(rt, id);
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
+    std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config)?)
+        .with_context(|| format!("{}", dir.display()))?;
+    Ok(dir)
+}
+
+fn derived_dir(rt: &Runtime, id: &str) -> PathBuf {
+    rt.root().join(".bundles").join(id)
+}
+
+/// Points the container's recorded bundle back at the user's directory.
+fn record_bundle(rt: &Runtime, id: &str, bundle: &Path) -> Result<()> {
+    let path = rt.root().join(id).join("state.json");
+    let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+    state["bundle"] = bundle.display().to_string().into();
+    std::fs::write(&path, serde_json::to_vec(&state)?)?;
+    Ok(())
+}
+
 fn create(rt: &Runtime, a: &CreateArgs) -> Result<i32> {
     if a.console_socket.is_some() {
         bail!("--console-socket: terminals are not supported by fluxnode oci");
     }
     let bundle = absolute(&a.bundle)?;
-    Ok(rt.create(&a.id, &bundle, Stdio::default(), a.pid_file.as_deref())?)
+    let given = effective_bundle(rt, &a.id, &bundle)?;
+    let pid = rt.create(&a.id, &given, Stdio::default(), a.pid_file.as_deref());
+    if given != bundle {
+        match &pid {
+            Ok(_) => record_bundle(rt, &a.id, &bundle)?,
+            Err(_) => {
+                let _ = std::fs::remove_dir_all(&given);
+            }
+        }
+    }
+    Ok(pid?)
+}
+
+fn spec(bundle: &Path, args: Vec<String>) -> Result<()> {
+    let app = runtime::spec::AppSpec {
+        name: "container".into(),
+        instance: 0,
+        image: String::new(),
+        source: None,
+        command: if args.is_empty() {
+            vec!["sh".into()]
+        } else {
+            args
+        },
+        env: vec![],
+        ports: vec![],
+        cpu_millis: 1000,
+        ram_bytes: 256 << 20,
+        disk_bytes: 0,
+        pids: 1024,
+        disk_weight: 100,
+        restart: runtime::spec::RestartPolicy::No,
+    };
+    let spec = runtime::spec::runtime_spec(&app, &[], &[], Path::new("rootfs"))?;
+    let mut config = serde_json::to_value(&spec)?;
+    if let Some(linux) = config.get_mut("linux").and_then(|l| l.as_object_mut()) {
+        linux.remove("cgroupsPath");
+    }
+    let path = bundle.join("config.json");
+    if path.exists() {
+        bail!("{}: exists; not overwritten", path.display());
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&config)?)
+        .with_context(|| format!("{}", path.display()))
 }
 
 fn absolute(p: &Path) -> Result<PathBuf> {
@@ -145,7 +240,11 @@ pub fn run(args: OciArgs) -> Result<()> {
             let sig = parse_signal(signal.as_deref().unwrap_or("SIGTERM"))?;
             rt.kill(&id, sig, all)?
         }
-        OciCommand::Delete { force, id } => rt.delete(&id, force)?,
+        OciCommand::Delete { force, id } => {
+            rt.delete(&id, force)?;
+            let _ = std::fs::remove_dir_all(derived_dir(&rt, &id));
+        }
+        OciCommand::Spec { bundle, args } => spec(&bundle, args)?,
         OciCommand::Run { detach, create: a } => {
             let pid = create(&rt, &a)?;
             if let Err(e) = rt.start(&a.id) {
@@ -155,6 +254,7 @@ pub fn run(args: OciArgs) -> Result<()> {
             if !detach {
                 let code = wait_exit(pid)?;
                 rt.delete(&a.id, true)?;
+                let _ = std::fs::remove_dir_all(derived_dir(&rt, &a.id));
                 std::process::exit(code);
             }
         }

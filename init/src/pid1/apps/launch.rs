@@ -75,8 +75,16 @@ fn output(inst: &Instance) -> Result<(OwnedFd, OwnedFd), String> {
     Ok((f.into(), g.into()))
 }
 
+/// Where an unpack helper's messages go, to be quoted when it fails.
+pub fn unpack_log(paths: &Paths, app: &AppSpec) -> PathBuf {
+    paths.bundles.join(format!("{}.unpack.log", app.id()))
+}
+
 fn unpacker(paths: &Paths, app: &AppSpec, source: &str) -> Result<Pid, String> {
     let exe = fs::read_link("/proc/self/exe").unwrap_or_else(|_| PathBuf::from("/init"));
+    let log_path = unpack_log(paths, app);
+    let _ = fs::create_dir_all(&paths.bundles);
+    let log = fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let child = Command::new(exe)
         .arg("unpack")
         .arg("--store")
@@ -86,6 +94,7 @@ fn unpacker(paths: &Paths, app: &AppSpec, source: &str) -> Result<Pid, String> {
         .arg(source)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
+        .stderr(log)
         .spawn()
         .map_err(|e| format!("cannot start the unpack helper: {e}"))?;
     // The reaper collects it through waitpid(-1).

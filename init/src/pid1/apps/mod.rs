@@ -51,6 +51,8 @@ struct App {
     restarts: u32,
     failures: u32,
     last_exit: Option<String>,
+    /// How long the last run lasted, in ms.
+    last_run_ms: Option<u64>,
     ring: Ring,
     /// Set by app.stop: SIGKILL at this instant, then forget the app.
     stopping: Option<(Instant, bool)>,
@@ -111,6 +113,7 @@ impl App {
             restarts: 0,
             failures: 0,
             last_exit: None,
+            last_run_ms: None,
             ring: Ring::default(),
             stopping: None,
         }
@@ -131,7 +134,7 @@ impl App {
         json!({
             "name": self.spec.name, "id": self.spec.id(), "image": self.spec.image,
             "state": if self.stopping.is_some() { "stopping" } else { state },
-            "pid": pid, "restarts": self.restarts, "last_exit": self.last_exit, "error": error,
+            "pid": pid, "restarts": self.restarts, "last_exit": self.last_exit, "last_run_ms": self.last_run_ms, "error": error,
             "restart": self.spec.restart, "cpu_millis": self.spec.cpu_millis,
             "ram_bytes": self.spec.ram_bytes, "disk_bytes": self.spec.disk_bytes,
             "pids": self.spec.pids, "latest": self.ring.latest(),
@@ -270,6 +273,18 @@ impl Apps {
 
     fn launch(&mut self, i: usize) {
         let Ok(rt) = &self.rt else { return };
+        // One import per image at a time: the others wait for it.
+        let image = &self.apps[i].spec.image;
+        if self
+            .apps
+            .iter()
+            .any(|a| &a.spec.image == image && matches!(a.state, State::Unpacking { .. }))
+        {
+            self.apps[i].state = State::Waiting {
+                until: Instant::now() + Duration::from_millis(500),
+            };
+            return;
+        }
         let app = &mut self.apps[i];
         match launch::start(rt, &self.paths, &app.spec) {
             Ok(Started::Running(pid)) => {
@@ -363,10 +378,14 @@ impl Apps {
                 };
                 self.tick();
             } else {
+                let log = launch::unpack_log(&self.paths, &app.spec);
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                let _ = std::fs::remove_file(&log);
                 let e = format!(
-                    "import of {} failed ({})",
+                    "import of {} failed ({}): {}",
                     app.spec.source.as_deref().unwrap_or("?"),
-                    exit_reason(status)
+                    exit_reason(status),
+                    said.lines().last().unwrap_or("no message")
                 );
                 warn!("apps: {}: {e}", app.spec.name);
                 app.last_exit = Some(e.clone());
@@ -390,6 +409,7 @@ impl Apps {
         };
         let ran = since.elapsed();
         app.last_exit = Some(reason.clone());
+        app.last_run_ms = Some(ran.as_millis() as u64);
         if app.stopping.is_some() {
             self.forget(i);
             return true;
