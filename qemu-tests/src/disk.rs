@@ -38,11 +38,18 @@ fn fs_arg(img: &Path) -> String {
 pub fn put_file(img: &Path, mkdirs: &[&str], inner: &str, contents: &str) {
     let local = img.with_extension("put");
     fs::write(&local, contents).unwrap();
+    put_host_files(img, mkdirs, &[(&local, inner)]);
+}
+
+/// Copies host files (with their modes) into FLUXDATA with debugfs, in one run.
+pub fn put_host_files(img: &Path, mkdirs: &[&str], files: &[(&Path, &str)]) {
     let mut script = String::new();
     for d in mkdirs {
         script.push_str(&format!("mkdir {d}\n"));
     }
-    script.push_str(&format!("write {} {inner}\n", local.display()));
+    for (local, inner) in files {
+        script.push_str(&format!("write {} {inner}\n", local.display()));
+    }
     let cmds = img.with_extension("debugfs");
     fs::write(&cmds, script).unwrap();
     let out = Command::new("debugfs")

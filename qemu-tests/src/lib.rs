@@ -7,6 +7,7 @@
 pub mod accel;
 pub mod artifacts;
 pub mod disk;
+pub mod oci;
 pub mod ports;
 pub mod qmp;
 pub mod vm;
