@@ -286,9 +286,14 @@ impl Apps {
             return;
         }
         let app = &mut self.apps[i];
+        let began = Instant::now();
         match launch::start(rt, &self.paths, &app.spec) {
             Ok(Started::Running(pid)) => {
-                info!("apps: {} running, pid {pid}", app.spec.id());
+                info!(
+                    "apps: {} running, pid {pid} (overlay, bundle, create and start in {} ms)",
+                    app.spec.id(),
+                    began.elapsed().as_millis()
+                );
                 app.state = State::Running {
                     pid,
                     since: Instant::now(),
