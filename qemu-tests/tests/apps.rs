@@ -99,8 +99,12 @@ fn field(text: &str, key: &str) -> Option<i64> {
 fn containers_are_isolated_limited_and_accounted() {
     let n = Node::new(
         r#"
-run hello --cpu 0.25 --ram 64M --restart no -- /bin/sh -c 'echo hello from a container; ps; echo done'
+run hello --cpu 0.25 --ram 64M --restart no -- /bin/sh -c 'echo hello from a container; ps; grep SigBlk /proc/self/status'
 settle hello
+run term --cpu 0.1 --ram 32M --restart always -- /bin/sh -c 'trap "echo got-term; exit 0" TERM; echo ready; while true; do sleep 1; done'
+$B sleep 3
+$F ctl app stop term > $R/term.stop 2>&1
+gone term
 run confine --cpu 0.25 --ram 64M --restart no -- /bin/sh -c 'mount -t tmpfs none /mnt; echo mount=$?; mknod /dev/lc c 10 237; echo mknod=$?; head -c1 /dev/lc; echo loop_control=$?; mknod /dev/null2 c 1 3; head -c1 /dev/null2; echo null=$?; unshare -U true; echo unshare=$?'
 settle confine
 $B unshare -U true; echo "host_unshare=$?" > $R/host.txt
@@ -142,6 +146,16 @@ $F ctl shutdown
     assert_eq!(procs.len(), 2, "processes seen inside: {procs:?}");
     assert!(procs[0].trim_start().starts_with("1 "), "{procs:?}");
     assert!(!out.contains("/init") && !out.contains("t.sh"), "{out}");
+    assert!(
+        out.contains("SigBlk:\t0000000000000000"),
+        "PID1's blocked signals must not leak into apps: {out}"
+    );
+
+    let term = disk::read_file(&n.img, "/apps/term-0/output.log");
+    assert!(
+        term.starts_with("ready\n") && term.contains("got-term"),
+        "app.stop sends SIGTERM first: {term:?}"
+    );
 
     let confine = n.json("confine.json")["output"]
         .as_str()

@@ -13,6 +13,7 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::{self, Executor, ExecutorError, ExecutorValidationError};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,24 @@ fn chain(e: &libcontainer::error::LibcontainerError) -> String {
         cur = c.source();
     }
     s
+}
+
+/// libcontainer's default executor, after clearing the signal mask. The container's
+/// process is cloned from its creator and execve keeps the mask, so without this an app
+/// started by PID1 (which blocks SIGCHLD, SIGTERM, SIGINT, SIGPWR and SIGHUP to read them
+/// from a signalfd) would never see a SIGTERM.
+#[derive(Clone)]
+struct UnblockedExecutor;
+
+impl Executor for UnblockedExecutor {
+    fn exec(&self, spec: &oci_spec::runtime::Spec) -> Result<(), ExecutorError> {
+        let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
+        workload::default::get_executor().exec(spec)
+    }
+
+    fn validate(&self, spec: &oci_spec::runtime::Spec) -> Result<(), ExecutorValidationError> {
+        workload::default::get_executor().validate(spec)
+    }
 }
 
 /// Where stdin, stdout and stderr of a container's process go (None: inherited).
@@ -146,7 +165,8 @@ impl Runtime {
             .validate_id()
             .map_err(Self::op(id, "create"))?
             .with_root_path(&self.root)
-            .map_err(Self::op(id, "create"))?;
+            .map_err(Self::op(id, "create"))?
+            .with_executor(UnblockedExecutor);
         if let Some(p) = pid_file {
             b = b.with_pid_file(Some(p)).map_err(Self::op(id, "create"))?;
         }
