@@ -1,0 +1,608 @@
+//! The ledger's state and its rules: accounts with nonces, the node registry with its
+//! lifecycle windows and DoS list, and the app registry. `apply` checks a transaction
+//! completely before it changes anything, so a refused transaction leaves no trace;
+//! `end_block` runs the per-block rules (unconfirmed nodes to the DoS list, expiry,
+//! collateral unlocks, app expiry). Maps are ordered, so every walk is deterministic.
+
+use std::collections::BTreeMap;
+
+use crate::address::Address;
+use crate::params::Params;
+use crate::tx::{AppSpec, InstanceUsage, PublicKey, Tier, Tx, TxBody};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Account {
+    pub balance: u64,
+    pub nonce: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeStatus {
+    Started,
+    Confirmed { last: u64 },
+    Stopping { unlock_at: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub owner: Address,
+    pub tier: Tier,
+    pub endpoint: String,
+    pub started_at: u64,
+    pub status: NodeStatus,
+    pub collateral: u64,
+    pub bench_tier: Option<Tier>,
+    pub workload: Vec<InstanceUsage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    pub owner: Address,
+    pub spec: AppSpec,
+    pub expires_at: u64,
+}
+
+/// Why a transaction was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    #[error("bad signature")]
+    Signature,
+    #[error("account {account}: nonce {got}, expected {want}")]
+    Nonce {
+        account: Address,
+        got: u64,
+        want: u64,
+    },
+    #[error("fee {got} is under the minimum {min}")]
+    Fee { got: u64, min: u64 },
+    #[error("account {account}: balance {balance} is short of {need}")]
+    Funds {
+        account: Address,
+        balance: u64,
+        need: u64,
+    },
+    #[error("node {0}: {1}")]
+    Node(String, String),
+    #[error("app {0}: {1}")]
+    App(String, String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    pub accounts: BTreeMap<Address, Account>,
+    pub nodes: BTreeMap<PublicKey, Node>,
+    /// Node keys barred from starting, until the height given.
+    pub dos: BTreeMap<PublicKey, u64>,
+    pub apps: BTreeMap<String, App>,
+}
+
+fn key_hex(k: &PublicKey) -> String {
+    hex::encode(&k[..8])
+}
+
+impl State {
+    pub fn account(&self, a: &Address) -> Account {
+        self.accounts.get(a).copied().unwrap_or_default()
+    }
+
+    fn credit(&mut self, a: Address, amount: u64) {
+        let acc = self.accounts.entry(a).or_default();
+        acc.balance = acc.balance.saturating_add(amount);
+    }
+
+    /// What `tx` costs its signer besides the fee, or why it is refused.
+    fn check(&self, tx: &Tx, height: u64, p: &Params) -> Result<u64, TxError> {
+        let sender = tx.sender();
+        Ok(match &tx.body {
+            TxBody::Transfer { amount, .. } => *amount,
+            TxBody::NodeStart { tier, node_key, .. } => {
+                if self.nodes.contains_key(node_key) {
+                    return Err(TxError::Node(
+                        key_hex(node_key),
+                        "already registered".into(),
+                    ));
+                }
+                if let Some(until) = self.dos.get(node_key) {
+                    return Err(TxError::Node(
+                        key_hex(node_key),
+                        format!("on the DoS list until height {until}"),
+                    ));
+                }
+                p.collateral(*tier)
+            }
+            TxBody::NodeConfirm { bench_tier, .. } => {
+                let id = key_hex(&tx.signer);
+                let node = self
+                    .nodes
+                    .get(&tx.signer)
+                    .ok_or_else(|| TxError::Node(id.clone(), "not registered".into()))?;
+                match node.status {
+                    NodeStatus::Started if height > node.started_at + p.confirm_window => {
+                        return Err(TxError::Node(id, "its confirm window has closed".into()))
+                    }
+                    NodeStatus::Confirmed { last } if height < last + p.reconfirm_min => {
+                        return Err(TxError::Node(
+                            id,
+                            format!(
+                                "confirmed at {last}; next confirm from {}",
+                                last + p.reconfirm_min
+                            ),
+                        ))
+                    }
+                    NodeStatus::Stopping { .. } => {
+                        return Err(TxError::Node(id, "is stopping".into()))
+                    }
+                    _ => {}
+                }
+                if p.enforce_bench && bench_tier.is_none_or(|b| b < node.tier) {
+                    return Err(TxError::Node(
+                        id,
+                        format!(
+                            "benchmark tier {bench_tier:?} does not cover {:?}",
+                            node.tier
+                        ),
+                    ));
+                }
+                0
+            }
+            TxBody::NodeStop { node_key } => {
+                let node = self
+                    .nodes
+                    .get(node_key)
+                    .ok_or_else(|| TxError::Node(key_hex(node_key), "not registered".into()))?;
+                if node.owner != sender {
+                    return Err(TxError::Node(
+                        key_hex(node_key),
+                        format!("not owned by {sender}"),
+                    ));
+                }
+                if matches!(node.status, NodeStatus::Stopping { .. }) {
+                    return Err(TxError::Node(key_hex(node_key), "already stopping".into()));
+                }
+                0
+            }
+            TxBody::AppRegister(spec) => {
+                Self::check_spec(spec)?;
+                if self.apps.contains_key(&spec.name) {
+                    return Err(TxError::App(spec.name.clone(), "already registered".into()));
+                }
+                Self::price(spec, p)?
+            }
+            TxBody::AppUpdate(spec) => {
+                Self::check_spec(spec)?;
+                let app = self
+                    .apps
+                    .get(&spec.name)
+                    .ok_or_else(|| TxError::App(spec.name.clone(), "not registered".into()))?;
+                if app.owner != sender {
+                    return Err(TxError::App(
+                        spec.name.clone(),
+                        format!("not owned by {sender}"),
+                    ));
+                }
+                Self::price(spec, p)?
+            }
+            TxBody::AppCancel { name } => {
+                let app = self
+                    .apps
+                    .get(name)
+                    .ok_or_else(|| TxError::App(name.clone(), "not registered".into()))?;
+                if app.owner != sender {
+                    return Err(TxError::App(name.clone(), format!("not owned by {sender}")));
+                }
+                0
+            }
+        })
+    }
+
+    fn check_spec(s: &AppSpec) -> Result<(), TxError> {
+        let bad = |why: &str| Err(TxError::App(s.name.clone(), why.into()));
+        let name_ok = !s.name.is_empty()
+            && s.name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !name_ok {
+            return bad("name must be lowercase letters, digits or '-'");
+        }
+        if s.instances == 0 || s.expiry_blocks == 0 {
+            return bad("instances and expiry must be at least 1");
+        }
+        if s.cpu_millis == 0 || s.ram_bytes == 0 {
+            return bad("cpu and ram must be more than 0");
+        }
+        Ok(())
+    }
+
+    fn price(s: &AppSpec, p: &Params) -> Result<u64, TxError> {
+        (s.instances as u64)
+            .checked_mul(s.expiry_blocks)
+            .and_then(|n| n.checked_mul(p.app_price))
+            .ok_or_else(|| TxError::App(s.name.clone(), "price overflows".into()))
+    }
+
+    /// Checks and applies `tx` in block `height`; returns the fee for the producer. A
+    /// refused transaction changes nothing.
+    pub fn apply(&mut self, tx: &Tx, height: u64, p: &Params) -> Result<u64, TxError> {
+        if !tx.verify() {
+            return Err(TxError::Signature);
+        }
+        let sender = tx.sender();
+        let acc = self.account(&sender);
+        if tx.nonce != acc.nonce {
+            return Err(TxError::Nonce {
+                account: sender,
+                got: tx.nonce,
+                want: acc.nonce,
+            });
+        }
+        let free = matches!(tx.body, TxBody::NodeConfirm { .. });
+        if !free && tx.fee < p.min_fee {
+            return Err(TxError::Fee {
+                got: tx.fee,
+                min: p.min_fee,
+            });
+        }
+        let cost = self.check(tx, height, p)?;
+        let need = cost.checked_add(tx.fee).ok_or(TxError::Funds {
+            account: sender,
+            balance: acc.balance,
+            need: u64::MAX,
+        })?;
+        if acc.balance < need {
+            return Err(TxError::Funds {
+                account: sender,
+                balance: acc.balance,
+                need,
+            });
+        }
+        let a = self.accounts.entry(sender).or_default();
+        a.balance -= need;
+        a.nonce += 1;
+        match &tx.body {
+            TxBody::Transfer { to, amount } => self.credit(*to, *amount),
+            TxBody::NodeStart {
+                tier,
+                node_key,
+                endpoint,
+            } => {
+                self.nodes.insert(
+                    *node_key,
+                    Node {
+                        owner: sender,
+                        tier: *tier,
+                        endpoint: endpoint.clone(),
+                        started_at: height,
+                        status: NodeStatus::Started,
+                        collateral: cost,
+                        bench_tier: None,
+                        workload: Vec::new(),
+                    },
+                );
+            }
+            TxBody::NodeConfirm {
+                bench_tier,
+                workload,
+                ..
+            } => {
+                let node = self.nodes.get_mut(&tx.signer).expect("checked");
+                node.status = NodeStatus::Confirmed { last: height };
+                node.bench_tier = *bench_tier;
+                node.workload = workload.clone();
+            }
+            TxBody::NodeStop { node_key } => {
+                let node = self.nodes.get_mut(node_key).expect("checked");
+                node.status = NodeStatus::Stopping {
+                    unlock_at: height + p.unlock_after,
+                };
+            }
+            TxBody::AppRegister(spec) | TxBody::AppUpdate(spec) => {
+                self.apps.insert(
+                    spec.name.clone(),
+                    App {
+                        owner: sender,
+                        spec: spec.clone(),
+                        expires_at: height + spec.expiry_blocks,
+                    },
+                );
+            }
+            TxBody::AppCancel { name } => {
+                self.apps.remove(name);
+            }
+        }
+        Ok(tx.fee)
+    }
+
+    /// The rules that run at the end of block `height`.
+    pub fn end_block(&mut self, height: u64, p: &Params) {
+        self.dos.retain(|_, until| *until > height);
+        let mut refunds = Vec::new();
+        let mut dos = Vec::new();
+        self.nodes.retain(|key, n| {
+            let gone = match n.status {
+                NodeStatus::Started if height > n.started_at + p.confirm_window => {
+                    dos.push(*key);
+                    true
+                }
+                NodeStatus::Confirmed { last } => height > last + p.expire_after,
+                NodeStatus::Stopping { unlock_at } => height >= unlock_at,
+                _ => false,
+            };
+            if gone {
+                refunds.push((n.owner, n.collateral));
+            }
+            !gone
+        });
+        for key in dos {
+            self.dos.insert(key, height + p.dos_blocks);
+        }
+        for (owner, amount) in refunds {
+            self.credit(owner, amount);
+        }
+        self.apps.retain(|_, a| a.expires_at > height);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tx::tests::{key, spec};
+    use crate::tx::COIN;
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+
+    fn pk(k: &Ed25519KeyPair) -> PublicKey {
+        k.public_key().as_ref().try_into().unwrap()
+    }
+
+    fn params() -> Params {
+        Params {
+            enforce_bench: false,
+            ..Params::default()
+        }
+    }
+
+    struct World {
+        s: State,
+        p: Params,
+        owner: Ed25519KeyPair,
+        node: Ed25519KeyPair,
+    }
+
+    impl World {
+        fn new() -> Self {
+            let owner = key();
+            let mut s = State::default();
+            s.credit(Address::from_public_key(&pk(&owner)), 2_000 * COIN);
+            World {
+                s,
+                p: params(),
+                owner,
+                node: key(),
+            }
+        }
+
+        fn send(&mut self, k_is_node: bool, body: TxBody, h: u64) -> Result<u64, TxError> {
+            let k = if k_is_node { &self.node } else { &self.owner };
+            let nonce = self.s.account(&Address::from_public_key(&pk(k))).nonce;
+            let fee = if k_is_node { 0 } else { 1_000 };
+            let tx = Tx::signed(k, nonce, fee, body);
+            self.s.apply(&tx, h, &self.p)
+        }
+
+        fn start(&mut self, h: u64) -> Result<u64, TxError> {
+            let body = TxBody::NodeStart {
+                tier: Tier::Cumulus,
+                node_key: pk(&self.node),
+                endpoint: "127.0.0.1:16125".into(),
+            };
+            self.send(false, body, h)
+        }
+
+        fn confirm(&mut self, h: u64) -> Result<u64, TxError> {
+            let body = TxBody::NodeConfirm {
+                bench_tier: Some(Tier::Cumulus),
+                bench_report: vec![],
+                workload: vec![],
+            };
+            self.send(true, body, h)
+        }
+
+        fn owner_balance(&self) -> u64 {
+            self.s
+                .account(&Address::from_public_key(&pk(&self.owner)))
+                .balance
+        }
+
+        fn run_blocks(&mut self, from: u64, to: u64) {
+            for h in from..=to {
+                self.s.end_block(h, &self.p);
+            }
+        }
+    }
+
+    #[test]
+    fn a_transfer_moves_coins_and_the_fee_and_bumps_the_nonce() {
+        let mut w = World::new();
+        let to = Address([9; 20]);
+        let fee = w
+            .send(
+                false,
+                TxBody::Transfer {
+                    to,
+                    amount: 5 * COIN,
+                },
+                1,
+            )
+            .unwrap();
+        assert_eq!(fee, 1_000);
+        assert_eq!(w.s.account(&to).balance, 5 * COIN);
+        assert_eq!(w.owner_balance(), 1_995 * COIN - 1_000);
+        let sender = Address::from_public_key(&pk(&w.owner));
+        assert_eq!(w.s.account(&sender).nonce, 1);
+    }
+
+    #[test]
+    fn refused_transactions_change_nothing() {
+        let mut w = World::new();
+        let before = w.s.clone();
+        let to = Address([9; 20]);
+        let tx = Tx::signed(&w.owner, 5, 1_000, TxBody::Transfer { to, amount: 1 });
+        assert!(matches!(
+            w.s.apply(&tx, 1, &w.p),
+            Err(TxError::Nonce {
+                got: 5,
+                want: 0,
+                ..
+            })
+        ));
+        let tx = Tx::signed(&w.owner, 0, 999, TxBody::Transfer { to, amount: 1 });
+        assert_eq!(
+            w.s.apply(&tx, 1, &w.p),
+            Err(TxError::Fee {
+                got: 999,
+                min: 1_000
+            })
+        );
+        let tx = Tx::signed(
+            &w.owner,
+            0,
+            1_000,
+            TxBody::Transfer {
+                to,
+                amount: 2_000 * COIN,
+            },
+        );
+        assert!(matches!(
+            w.s.apply(&tx, 1, &w.p),
+            Err(TxError::Funds { .. })
+        ));
+        let mut tx = Tx::signed(&w.owner, 0, 1_000, TxBody::Transfer { to, amount: 1 });
+        tx.fee += 1;
+        assert_eq!(w.s.apply(&tx, 1, &w.p), Err(TxError::Signature));
+        let stranger = key();
+        let tx = Tx::signed(&stranger, 0, 1_000, TxBody::Transfer { to, amount: 1 });
+        assert!(matches!(
+            w.s.apply(&tx, 1, &w.p),
+            Err(TxError::Funds { balance: 0, .. })
+        ));
+        assert_eq!(w.s, before);
+    }
+
+    #[test]
+    fn node_start_locks_collateral_and_stop_unlocks_it_100_blocks_later() {
+        let mut w = World::new();
+        w.start(10).unwrap();
+        assert_eq!(w.owner_balance(), 1_000 * COIN - 1_000);
+        assert!(w
+            .start(11)
+            .unwrap_err()
+            .to_string()
+            .contains("already registered"));
+        w.confirm(12).unwrap();
+        let stop = TxBody::NodeStop {
+            node_key: pk(&w.node),
+        };
+        w.send(false, stop, 20).unwrap();
+        w.run_blocks(20, 119);
+        assert!(w.s.nodes.contains_key(&pk(&w.node)), "still locked at 119");
+        w.run_blocks(120, 120);
+        assert!(!w.s.nodes.contains_key(&pk(&w.node)));
+        assert_eq!(w.owner_balance(), 2_000 * COIN - 3 * 1_000 + 1_000);
+    }
+
+    #[test]
+    fn the_confirm_window_is_240_blocks_then_the_dos_list_for_720() {
+        let mut w = World::new();
+        w.start(100).unwrap();
+        w.run_blocks(100, 340);
+        assert!(
+            w.s.nodes.contains_key(&pk(&w.node)),
+            "340 is the window's last block"
+        );
+        let mut late = World::new();
+        late.start(100).unwrap();
+        late.run_blocks(100, 340);
+        assert!(late
+            .confirm(341)
+            .unwrap_err()
+            .to_string()
+            .contains("window has closed"));
+        late.run_blocks(341, 341);
+        assert!(!late.s.nodes.contains_key(&pk(&late.node)));
+        assert_eq!(late.s.dos.get(&pk(&late.node)), Some(&(341 + 720)));
+        assert_eq!(
+            late.owner_balance(),
+            2_000 * COIN - 1_000,
+            "collateral returned"
+        );
+        assert!(late
+            .start(1_060)
+            .unwrap_err()
+            .to_string()
+            .contains("DoS list until height 1061"));
+        late.run_blocks(1_061, 1_061);
+        late.start(1_062).unwrap();
+        w.confirm(340).unwrap();
+    }
+
+    #[test]
+    fn reconfirm_waits_40_blocks_and_640_without_one_expires() {
+        let mut w = World::new();
+        w.start(0).unwrap();
+        w.confirm(10).unwrap();
+        assert!(w
+            .confirm(49)
+            .unwrap_err()
+            .to_string()
+            .contains("next confirm from 50"));
+        w.confirm(50).unwrap();
+        w.run_blocks(50, 690);
+        assert!(
+            w.s.nodes.contains_key(&pk(&w.node)),
+            "690 = 50 + 640 still counts"
+        );
+        w.run_blocks(691, 691);
+        assert!(!w.s.nodes.contains_key(&pk(&w.node)), "expired at 691");
+        assert!(!w.s.dos.contains_key(&pk(&w.node)), "expiry is not DoS");
+    }
+
+    #[test]
+    fn the_benchmark_must_cover_the_tier_when_enforced() {
+        let mut w = World::new();
+        w.p.enforce_bench = true;
+        w.p.collateral[1] = 10 * COIN;
+        let body = TxBody::NodeStart {
+            tier: Tier::Nimbus,
+            node_key: pk(&w.node),
+            endpoint: "x".into(),
+        };
+        w.send(false, body, 0).unwrap();
+        let e = w.confirm(1).unwrap_err().to_string();
+        assert!(e.contains("does not cover Nimbus"), "{e}");
+    }
+
+    #[test]
+    fn apps_are_paid_up_front_owned_and_expire() {
+        let mut w = World::new();
+        let s = spec("web");
+        let price = 2 * 1000 * w.p.app_price;
+        w.send(false, TxBody::AppRegister(s.clone()), 5).unwrap();
+        assert_eq!(w.owner_balance(), 2_000 * COIN - 1_000 - price);
+        assert!(w.send(false, TxBody::AppRegister(s.clone()), 6).is_err());
+        let other = key();
+        w.s.credit(Address::from_public_key(&pk(&other)), COIN);
+        let tx = Tx::signed(&other, 0, 1_000, TxBody::AppCancel { name: "web".into() });
+        assert!(w
+            .s
+            .apply(&tx, 7, &w.p)
+            .unwrap_err()
+            .to_string()
+            .contains("not owned"));
+        w.run_blocks(7, 1004);
+        assert!(w.s.apps.contains_key("web"));
+        w.run_blocks(1005, 1005);
+        assert!(!w.s.apps.contains_key("web"), "expired at 5 + 1000");
+        let mut bad = spec("Web!");
+        bad.instances = 1;
+        assert!(w.send(false, TxBody::AppRegister(bad), 1006).is_err());
+    }
+}
