@@ -5,8 +5,12 @@
 //! Production, rewards, storage (sled), p2p (tokio) and JSON-RPC build on them next.
 
 pub mod address;
+pub mod assign;
 pub mod block;
+pub mod consensus;
 pub mod encode;
+pub mod genesis;
+pub mod ledger;
 pub mod params;
 pub mod state;
 pub mod tx;

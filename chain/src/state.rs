@@ -4,9 +4,10 @@
 //! `end_block` runs the per-block rules (unconfirmed nodes to the DoS list, expiry,
 //! collateral unlocks, app expiry). Maps are ordered, so every walk is deterministic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::address::Address;
+use crate::encode::Writer;
 use crate::params::Params;
 use crate::tx::{AppSpec, InstanceUsage, PublicKey, Tier, Tx, TxBody};
 
@@ -33,6 +34,8 @@ pub struct Node {
     pub collateral: u64,
     pub bench_tier: Option<Tier>,
     pub workload: Vec<InstanceUsage>,
+    /// The height of its last reward (its start until it has one).
+    pub last_paid: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +70,18 @@ pub enum TxError {
     App(String, String),
 }
 
+/// A block's changed entries in key order, each with its new encoding (None: removed).
+pub type Changes = Vec<(StateKey, Option<Vec<u8>>)>;
+
+/// One entry of the state, as the digest and storage name it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StateKey {
+    Account(Address),
+    Node(PublicKey),
+    Dos(PublicKey),
+    App(String),
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct State {
     pub accounts: BTreeMap<Address, Account>,
@@ -74,6 +89,8 @@ pub struct State {
     /// Node keys barred from starting, until the height given.
     pub dos: BTreeMap<PublicKey, u64>,
     pub apps: BTreeMap<String, App>,
+    /// The entries changed since `take_changes` last ran.
+    pub touched: BTreeSet<StateKey>,
 }
 
 fn key_hex(k: &PublicKey) -> String {
@@ -85,7 +102,9 @@ impl State {
         self.accounts.get(a).copied().unwrap_or_default()
     }
 
-    fn credit(&mut self, a: Address, amount: u64) {
+    /// Adds `amount` to an account (rewards, refunds, transfers, genesis balances).
+    pub fn credit(&mut self, a: Address, amount: u64) {
+        self.touched.insert(StateKey::Account(a));
         let acc = self.accounts.entry(a).or_default();
         acc.balance = acc.balance.saturating_add(amount);
     }
@@ -255,9 +274,22 @@ impl State {
                 need,
             });
         }
+        self.touched.insert(StateKey::Account(sender));
         let a = self.accounts.entry(sender).or_default();
         a.balance -= need;
         a.nonce += 1;
+        match &tx.body {
+            TxBody::Transfer { .. } | TxBody::NodeStop { .. } | TxBody::NodeConfirm { .. } => {}
+            TxBody::NodeStart { node_key, .. } => {
+                self.touched.insert(StateKey::Node(*node_key));
+            }
+            TxBody::AppRegister(s) | TxBody::AppUpdate(s) => {
+                self.touched.insert(StateKey::App(s.name.clone()));
+            }
+            TxBody::AppCancel { name } => {
+                self.touched.insert(StateKey::App(name.clone()));
+            }
+        }
         match &tx.body {
             TxBody::Transfer { to, amount } => self.credit(*to, *amount),
             TxBody::NodeStart {
@@ -276,6 +308,7 @@ impl State {
                         collateral: cost,
                         bench_tier: None,
                         workload: Vec::new(),
+                        last_paid: height,
                     },
                 );
             }
@@ -284,12 +317,14 @@ impl State {
                 workload,
                 ..
             } => {
+                self.touched.insert(StateKey::Node(tx.signer));
                 let node = self.nodes.get_mut(&tx.signer).expect("checked");
                 node.status = NodeStatus::Confirmed { last: height };
                 node.bench_tier = *bench_tier;
                 node.workload = workload.clone();
             }
             TxBody::NodeStop { node_key } => {
+                self.touched.insert(StateKey::Node(*node_key));
                 let node = self.nodes.get_mut(node_key).expect("checked");
                 node.status = NodeStatus::Stopping {
                     unlock_at: height + p.unlock_after,
@@ -314,7 +349,14 @@ impl State {
 
     /// The rules that run at the end of block `height`.
     pub fn end_block(&mut self, height: u64, p: &Params) {
-        self.dos.retain(|_, until| *until > height);
+        let touched = &mut self.touched;
+        self.dos.retain(|key, until| {
+            let keep = *until > height;
+            if !keep {
+                touched.insert(StateKey::Dos(*key));
+            }
+            keep
+        });
         let mut refunds = Vec::new();
         let mut dos = Vec::new();
         self.nodes.retain(|key, n| {
@@ -329,16 +371,88 @@ impl State {
             };
             if gone {
                 refunds.push((n.owner, n.collateral));
+                touched.insert(StateKey::Node(*key));
             }
             !gone
         });
+        self.apps.retain(|name, a| {
+            let keep = a.expires_at > height;
+            if !keep {
+                touched.insert(StateKey::App(name.clone()));
+            }
+            keep
+        });
         for key in dos {
+            self.touched.insert(StateKey::Dos(key));
             self.dos.insert(key, height + p.dos_blocks);
         }
         for (owner, amount) in refunds {
             self.credit(owner, amount);
         }
-        self.apps.retain(|_, a| a.expires_at > height);
+    }
+
+    /// The canonical encoding of an entry's current value; None when it is absent.
+    pub fn entry_bytes(&self, key: &StateKey) -> Option<Vec<u8>> {
+        let mut w = Writer::new();
+        match key {
+            StateKey::Account(a) => {
+                let acc = self.accounts.get(a)?;
+                w.u64(acc.balance).u64(acc.nonce);
+            }
+            StateKey::Node(k) => {
+                let n = self.nodes.get(k)?;
+                let (status, at) = match n.status {
+                    NodeStatus::Started => (1, n.started_at),
+                    NodeStatus::Confirmed { last } => (2, last),
+                    NodeStatus::Stopping { unlock_at } => (3, unlock_at),
+                };
+                w.fixed(&n.owner.0)
+                    .u8(n.tier as u8)
+                    .str(&n.endpoint)
+                    .u64(n.started_at)
+                    .u8(status)
+                    .u64(at)
+                    .u64(n.collateral)
+                    .u8(n.bench_tier.map(|t| t as u8).unwrap_or(0))
+                    .list(&n.workload, |w, u| {
+                        w.str(&u.app)
+                            .u32(u.instance)
+                            .u8(u.running as u8)
+                            .u64(u.cpu_usage_usec)
+                            .u64(u.memory_peak);
+                    })
+                    .u64(n.last_paid);
+            }
+            StateKey::Dos(k) => {
+                w.u64(*self.dos.get(k)?);
+            }
+            StateKey::App(name) => {
+                let a = self.apps.get(name)?;
+                w.fixed(&a.owner.0).u64(a.expires_at);
+                crate::tx::put_spec(&mut w, &a.spec);
+            }
+        }
+        Some(w.finish())
+    }
+
+    /// The changed entries since the last call, in key order, each with its new encoding
+    /// (None: removed); the touched set starts over.
+    pub fn take_changes(&mut self) -> Changes {
+        let keys = std::mem::take(&mut self.touched);
+        keys.into_iter()
+            .map(|k| {
+                let v = self.entry_bytes(&k);
+                (k, v)
+            })
+            .collect()
+    }
+
+    /// Marks a node's reward.
+    pub fn paid(&mut self, key: &PublicKey, height: u64) {
+        if let Some(n) = self.nodes.get_mut(key) {
+            n.last_paid = height;
+            self.touched.insert(StateKey::Node(*key));
+        }
     }
 }
 

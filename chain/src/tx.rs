@@ -105,7 +105,7 @@ pub struct Tx {
     pub signature: [u8; 64],
 }
 
-fn put_spec(w: &mut Writer, s: &AppSpec) {
+pub(crate) fn put_spec(w: &mut Writer, s: &AppSpec) {
     w.str(&s.name)
         .str(&s.image_ref)
         .str(&s.image_digest)

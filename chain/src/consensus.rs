@@ -1,0 +1,191 @@
+//! Who may produce a block, when, and which chain wins. A slot is
+//! `(time - genesis time) / slot length`. A useful node's eligibility hash for a slot is
+//! SHA-256(node key || previous block hash || slot); it is eligible when the hash's first 8
+//! bytes (big-endian) are under the target. Eligible nodes rank by hash, and rank r waits
+//! r x slot/8. The target moves toward a set number of eligible nodes per slot, averaged
+//! over the last 30 blocks, by at most 0.8x-1.25x per block. The block reward is 14 coins,
+//! 10% less each year. Fork choice: the longer chain, then the lower producer hash at the
+//! first difference; never a reorganisation deeper than 100 blocks.
+
+use std::time::Duration;
+
+use ring::digest::{Context, SHA256};
+
+use crate::tx::{Hash, PublicKey, COIN};
+
+/// Blocks in the target's window.
+pub const TARGET_WINDOW: usize = 30;
+/// The deepest reorganisation a node accepts.
+pub const MAX_REORG: u64 = 100;
+
+/// The slot that `time` (unix seconds) falls in.
+pub fn slot_of(time: u64, genesis_time: u64, slot_secs: u64) -> u64 {
+    time.saturating_sub(genesis_time) / slot_secs.max(1)
+}
+
+pub fn eligibility_hash(node: &PublicKey, prev: &Hash, slot: u64) -> Hash {
+    let mut c = Context::new(&SHA256);
+    c.update(node);
+    c.update(prev);
+    c.update(&slot.to_le_bytes());
+    c.finish().as_ref().try_into().expect("32 bytes")
+}
+
+fn lead(h: &Hash) -> u64 {
+    u64::from_be_bytes(h[..8].try_into().expect("8 bytes"))
+}
+
+pub fn is_eligible(hash: &Hash, target: u64) -> bool {
+    lead(hash) < target
+}
+
+/// How long a node of rank `rank` waits into its slot before producing.
+pub fn rank_delay(rank: usize, slot: Duration) -> Duration {
+    slot * rank as u32 / 8
+}
+
+/// The eligible nodes of a slot, best first, with their hashes.
+pub fn ranking<'a>(
+    useful: impl IntoIterator<Item = &'a PublicKey>,
+    prev: &Hash,
+    slot: u64,
+    target: u64,
+) -> Vec<(PublicKey, Hash)> {
+    let mut r: Vec<(PublicKey, Hash)> = useful
+        .into_iter()
+        .map(|k| (*k, eligibility_hash(k, prev, slot)))
+        .filter(|(_, h)| is_eligible(h, target))
+        .collect();
+    r.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    r
+}
+
+/// The next target from the last blocks' counts of eligible nodes (a missed slot counts as
+/// none): toward `want` eligible nodes per slot, moving at most 0.8x-1.25x.
+pub fn next_target(target: u64, counts: &[u32], want: u32) -> u64 {
+    if counts.is_empty() {
+        return target;
+    }
+    let t = target.max(1) as u128;
+    let sum: u128 = counts.iter().map(|c| *c as u128).sum();
+    // target * want * n / sum, clamped; sum 0 means the most a step allows.
+    let wanted = (t * want as u128 * counts.len() as u128)
+        .checked_div(sum)
+        .unwrap_or(t * 5 / 4);
+    wanted.clamp(t * 4 / 5, t * 5 / 4).min(u64::MAX as u128) as u64
+}
+
+/// The block reward at `height`: 14 coins, 10% less for each year of blocks.
+pub fn block_reward(height: u64, slot_secs: u64) -> u64 {
+    let per_year = (365 * 24 * 3600 / slot_secs.max(1)).max(1);
+    let years = height / per_year;
+    let mut r = 14 * COIN;
+    for _ in 0..years.min(200) {
+        r = r * 9 / 10;
+    }
+    r
+}
+
+/// The reward's split: the producer's share, then Cumulus, Nimbus and Stratus (0.5, 1, 3.5
+/// and 9 of every 14).
+pub fn split(reward: u64) -> (u64, [u64; 3]) {
+    (
+        reward / 28,
+        [reward * 2 / 28, reward * 7 / 28, reward * 18 / 28],
+    )
+}
+
+/// Fork choice between two chain tips: more blocks wins; at equal length the lower producer
+/// hash (the header hash at the first block where they differ) wins.
+pub fn prefer(
+    a_len: u64,
+    a_fork_hash: &Hash,
+    b_len: u64,
+    b_fork_hash: &Hash,
+) -> std::cmp::Ordering {
+    b_len.cmp(&a_len).then(a_fork_hash.cmp(b_fork_hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_count_from_genesis() {
+        assert_eq!(slot_of(1_000, 1_000, 30), 0);
+        assert_eq!(slot_of(1_029, 1_000, 30), 0);
+        assert_eq!(slot_of(1_030, 1_000, 30), 1);
+        assert_eq!(slot_of(999, 1_000, 30), 0, "before genesis is slot 0");
+    }
+
+    #[test]
+    fn eligibility_depends_on_node_block_and_slot_and_ranks_order_by_hash() {
+        let prev = [1; 32];
+        let a = eligibility_hash(&[1; 32], &prev, 5);
+        assert_ne!(a, eligibility_hash(&[2; 32], &prev, 5));
+        assert_ne!(a, eligibility_hash(&[1; 32], &[2; 32], 5));
+        assert_ne!(a, eligibility_hash(&[1; 32], &prev, 6));
+        let nodes: Vec<PublicKey> = (1..=20u8).map(|i| [i; 32]).collect();
+        let all = ranking(&nodes, &prev, 5, u64::MAX);
+        assert_eq!(all.len(), 20);
+        assert!(all.windows(2).all(|w| w[0].1 <= w[1].1));
+        let some = ranking(&nodes, &prev, 5, u64::MAX / 4);
+        assert!(some.len() < 20, "a lower target admits fewer");
+        assert!(ranking(&nodes, &prev, 5, 0).is_empty());
+        assert_eq!(rank_delay(0, Duration::from_secs(8)), Duration::ZERO);
+        assert_eq!(
+            rank_delay(3, Duration::from_secs(8)),
+            Duration::from_secs(3)
+        );
+    }
+
+    #[test]
+    fn the_target_moves_at_most_a_quarter_per_block() {
+        let t = 1_000_000;
+        assert_eq!(next_target(t, &[3; 30], 3), t, "on target");
+        assert_eq!(
+            next_target(t, &[30; 30], 3),
+            t * 4 / 5,
+            "too many: clamped to 0.8x"
+        );
+        assert_eq!(next_target(t, &[0; 30], 3), t * 5 / 4, "none: 1.25x");
+        assert_eq!(
+            next_target(t, &[4; 30], 3),
+            750_000 + 50_000,
+            "0.75x clamped to 0.8x"
+        );
+        assert_eq!(
+            next_target(t, &[2; 30], 3),
+            1_250_000,
+            "1.5x clamped to 1.25x"
+        );
+        assert_eq!(
+            next_target(u64::MAX, &[0; 30], 3),
+            u64::MAX,
+            "never overflows"
+        );
+    }
+
+    #[test]
+    fn the_reward_falls_ten_percent_a_year_and_splits_by_tier() {
+        let per_year = 365 * 24 * 3600 / 30;
+        assert_eq!(block_reward(0, 30), 14 * COIN);
+        assert_eq!(block_reward(per_year - 1, 30), 14 * COIN);
+        assert_eq!(block_reward(per_year, 30), 1_260_000_000);
+        let (producer, tiers) = split(14 * COIN);
+        assert_eq!(producer, COIN / 2);
+        assert_eq!(tiers, [COIN, 350_000_000, 9 * COIN]);
+    }
+
+    #[test]
+    fn the_longer_chain_wins_then_the_lower_hash() {
+        use std::cmp::Ordering::*;
+        assert_eq!(
+            prefer(10, &[9; 32], 9, &[0; 32]),
+            Less,
+            "a is longer: a first"
+        );
+        assert_eq!(prefer(10, &[1; 32], 10, &[2; 32]), Less);
+        assert_eq!(prefer(10, &[3; 32], 10, &[2; 32]), Greater);
+    }
+}

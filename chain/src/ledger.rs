@@ -1,0 +1,321 @@
+//! The ledger: the state at the tip and the rules that take it from one block to the next.
+//! `apply` checks a block completely (height, parent, slot and time, signature, merkle root,
+//! that its producer is useful and eligible for the slot, every transaction, the rewards
+//! and the state digest) on a copy, and only then makes it the tip; `produce` builds the
+//! block a useful, eligible node signs. The state digest is SHA-256 over the previous
+//! digest, the new target and the block's changed entries in key order.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use ring::digest::{Context, SHA256};
+use ring::signature::Ed25519KeyPair;
+
+use crate::assign;
+use crate::block::{Block, Header, MAX_BLOCK_BYTES};
+use crate::consensus::{self, TARGET_WINDOW};
+use crate::genesis::{Genesis, GenesisError};
+use crate::params::Params;
+use crate::state::{Changes, State, StateKey, TxError};
+use crate::tx::{Hash, PublicKey, Tier, Tx};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("block {height}: {why}")]
+pub struct BlockError {
+    pub height: u64,
+    pub why: String,
+}
+
+/// What a block does to the ledger, worked out before it is kept.
+struct Outcome {
+    state: State,
+    digest: Hash,
+    target: u64,
+    counts: VecDeque<u32>,
+    changes: Changes,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    pub genesis: Genesis,
+    pub genesis_hash: Hash,
+    pub params: Params,
+    pub state: State,
+    pub tip: Header,
+    pub digest: Hash,
+    pub target: u64,
+    /// Eligible nodes per slot over the last blocks (a missed slot counts as 0).
+    pub counts: VecDeque<u32>,
+}
+
+fn key_encoding(k: &StateKey) -> Vec<u8> {
+    let mut w = crate::encode::Writer::new();
+    match k {
+        StateKey::Account(a) => w.u8(1).fixed(&a.0),
+        StateKey::Node(n) => w.u8(2).fixed(n),
+        StateKey::Dos(n) => w.u8(3).fixed(n),
+        StateKey::App(s) => w.u8(4).str(s),
+    };
+    w.finish()
+}
+
+/// The digest after a block with these changes.
+pub fn state_digest(prev: &Hash, target: u64, changes: &Changes) -> Hash {
+    let mut c = Context::new(&SHA256);
+    c.update(prev);
+    c.update(&target.to_le_bytes());
+    for (k, v) in changes {
+        c.update(&key_encoding(k));
+        match v {
+            Some(bytes) => {
+                c.update(&[1]);
+                c.update(&(bytes.len() as u32).to_le_bytes());
+                c.update(bytes);
+            }
+            None => c.update(&[0]),
+        }
+    }
+    c.finish().as_ref().try_into().expect("32 bytes")
+}
+
+impl Ledger {
+    /// The ledger at height 0.
+    pub fn new(genesis: Genesis) -> Result<Self, GenesisError> {
+        let mut state = genesis.state()?;
+        let changes = state.take_changes();
+        let digest = state_digest(&genesis.hash(), genesis.target, &changes);
+        let tip = Header {
+            height: 0,
+            prev: genesis.hash(),
+            slot: 0,
+            time: genesis.time,
+            producer: [0; 32],
+            tx_root: [0; 32],
+            state_digest: digest,
+            signature: [0; 64],
+        };
+        Ok(Ledger {
+            params: genesis.params(),
+            genesis_hash: genesis.hash(),
+            target: genesis.target,
+            genesis,
+            state,
+            tip,
+            digest,
+            counts: VecDeque::new(),
+        })
+    }
+
+    pub fn height(&self) -> u64 {
+        self.tip.height
+    }
+
+    pub fn slot_of(&self, time: u64) -> u64 {
+        consensus::slot_of(time, self.genesis.time, self.genesis.slot_secs)
+    }
+
+    /// The useful nodes now, with their tiers.
+    pub fn useful(&self) -> BTreeMap<PublicKey, Tier> {
+        assign::useful(&self.state, &self.params)
+    }
+
+    /// The rank of `node` among the eligible nodes of `slot` on the current tip, if any.
+    pub fn rank(&self, node: &PublicKey, slot: u64) -> Option<usize> {
+        let useful = self.useful();
+        consensus::ranking(useful.keys(), &self.tip.hash(), slot, self.target)
+            .iter()
+            .position(|(k, _)| k == node)
+    }
+
+    fn err(&self, why: impl Into<String>) -> BlockError {
+        BlockError {
+            height: self.tip.height + 1,
+            why: why.into(),
+        }
+    }
+
+    /// Runs a block's transactions and the per-block rules on a copy of the state. With
+    /// `skip_bad`, failing transactions are left out (production) instead of failing it.
+    fn execute(
+        &self,
+        producer: &PublicKey,
+        slot: u64,
+        txs: &[Tx],
+        skip_bad: bool,
+    ) -> Result<(Outcome, Vec<Tx>), BlockError> {
+        let height = self.tip.height + 1;
+        let useful = self.useful();
+        if !useful.contains_key(producer) {
+            return Err(self.err(format!(
+                "producer {} is not a useful node",
+                hex::encode(&producer[..8])
+            )));
+        }
+        let ranking = consensus::ranking(useful.keys(), &self.tip.hash(), slot, self.target);
+        if !ranking.iter().any(|(k, _)| k == producer) {
+            return Err(self.err(format!(
+                "producer {} is not eligible in slot {slot}",
+                hex::encode(&producer[..8])
+            )));
+        }
+        let mut state = self.state.clone();
+        let mut fees: u64 = 0;
+        let mut kept = Vec::new();
+        for (i, tx) in txs.iter().enumerate() {
+            match state.apply(tx, height, &self.params) {
+                Ok(fee) => {
+                    fees = fees.saturating_add(fee);
+                    kept.push(tx.clone());
+                }
+                Err(e) if skip_bad => {
+                    let _: TxError = e;
+                }
+                Err(e) => return Err(self.err(format!("transaction {i}: {e}"))),
+            }
+        }
+        let (producer_share, tier_shares) =
+            consensus::split(consensus::block_reward(height, self.genesis.slot_secs));
+        if let Some(n) = state.nodes.get(producer) {
+            let owner = n.owner;
+            state.credit(owner, producer_share.saturating_add(fees));
+        }
+        for (i, tier) in Tier::ALL.into_iter().enumerate() {
+            let next = useful
+                .iter()
+                .filter(|(_, t)| **t == tier)
+                .filter_map(|(k, _)| state.nodes.get(k).map(|n| (n.last_paid, *k, n.owner)))
+                .min();
+            if let Some((_, key, owner)) = next {
+                state.credit(owner, tier_shares[i]);
+                state.paid(&key, height);
+            }
+        }
+        state.end_block(height, &self.params);
+        let mut counts = self.counts.clone();
+        for _ in 0..slot
+            .saturating_sub(self.tip.slot + 1)
+            .min(TARGET_WINDOW as u64)
+        {
+            counts.push_back(0);
+        }
+        counts.push_back(ranking.len() as u32);
+        while counts.len() > TARGET_WINDOW {
+            counts.pop_front();
+        }
+        let counts_vec: Vec<u32> = counts.iter().copied().collect();
+        let target = consensus::next_target(self.target, &counts_vec, self.genesis.want_eligible);
+        let changes = state.take_changes();
+        let digest = state_digest(&self.digest, target, &changes);
+        Ok((
+            Outcome {
+                state,
+                digest,
+                target,
+                counts,
+                changes,
+            },
+            kept,
+        ))
+    }
+
+    /// Checks `block` against the tip and, when every rule holds, makes it the new tip.
+    /// `now` (unix seconds) refuses blocks from the future. Returns the changed entries
+    /// (for storage).
+    pub fn apply(&mut self, block: &Block, now: u64) -> Result<Changes, BlockError> {
+        let h = &block.header;
+        if h.height != self.tip.height + 1 {
+            return Err(self.err(format!(
+                "height {} does not follow {}",
+                h.height, self.tip.height
+            )));
+        }
+        if h.prev != self.tip.hash() {
+            return Err(self.err("its parent is not the tip"));
+        }
+        if h.slot <= self.tip.slot {
+            return Err(self.err(format!(
+                "slot {} is not after the tip's {}",
+                h.slot, self.tip.slot
+            )));
+        }
+        if self.slot_of(h.time) != h.slot {
+            return Err(self.err(format!("time {} is not in slot {}", h.time, h.slot)));
+        }
+        if h.time > now + self.genesis.slot_secs {
+            return Err(self.err(format!("time {} is in the future (now {now})", h.time)));
+        }
+        if !h.verify() {
+            return Err(self.err("bad producer signature"));
+        }
+        if h.tx_root != Block::tx_root(&block.txs) {
+            return Err(self.err("the transaction root does not match"));
+        }
+        let (out, _) = self.execute(&h.producer, h.slot, &block.txs, false)?;
+        if out.digest != h.state_digest {
+            return Err(self.err("the state digest does not match"));
+        }
+        self.state = out.state;
+        self.digest = out.digest;
+        self.target = out.target;
+        self.counts = out.counts;
+        self.tip = h.clone();
+        Ok(out.changes)
+    }
+
+    /// The block `key` (a useful node eligible in `slot`) signs at `time`, with the
+    /// mempool's transactions that apply, by fee, within the block limits.
+    pub fn produce(
+        &self,
+        key: &Ed25519KeyPair,
+        slot: u64,
+        time: u64,
+        mempool: &[Tx],
+        max_txs: usize,
+    ) -> Result<Block, BlockError> {
+        use ring::signature::KeyPair;
+        let producer: PublicKey = key.public_key().as_ref().try_into().expect("32 bytes");
+        let mut by_fee: Vec<&Tx> = mempool.iter().collect();
+        by_fee.sort_by_key(|t| (std::cmp::Reverse(t.fee), t.nonce, t.id()));
+        // Passes in fee order until nothing more applies (a later nonce may need an
+        // earlier one first), within the count and byte limits.
+        let mut chosen: Vec<Tx> = Vec::new();
+        let mut bytes = 0usize;
+        let mut trial = self.state.clone();
+        let height = self.tip.height + 1;
+        loop {
+            let mut progress = false;
+            for tx in &by_fee {
+                if chosen.len() >= max_txs || chosen.iter().any(|c| c.id() == tx.id()) {
+                    continue;
+                }
+                let size = tx.encode().len() + 4;
+                if bytes + size > MAX_BLOCK_BYTES - 1024 {
+                    continue;
+                }
+                if trial.apply(tx, height, &self.params).is_ok() {
+                    chosen.push((*tx).clone());
+                    bytes += size;
+                    progress = true;
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        let (out, kept) = self.execute(&producer, slot, &chosen, true)?;
+        let mut header = Header {
+            height,
+            prev: self.tip.hash(),
+            slot,
+            time,
+            producer,
+            tx_root: Block::tx_root(&kept),
+            state_digest: out.digest,
+            signature: [0; 64],
+        };
+        header.sign(key);
+        Ok(Block { header, txs: kept })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,238 @@
+//! Ledger tests: two ledgers fed the same blocks agree; production by rank, rewards by tier,
+//! the useful-node rule, and every kind of bad block refused without changing the tip.
+
+use ring::signature::{Ed25519KeyPair, KeyPair};
+
+use super::*;
+use crate::address::Address;
+use crate::genesis::GenesisNode;
+use crate::tx::tests::{key, spec};
+use crate::tx::{InstanceUsage, TxBody, COIN};
+
+const T0: u64 = 1_800_000_000;
+
+struct Net {
+    keys: Vec<Ed25519KeyPair>,
+    wallet: Ed25519KeyPair,
+    genesis: Genesis,
+}
+
+fn pk(k: &Ed25519KeyPair) -> PublicKey {
+    k.public_key().as_ref().try_into().unwrap()
+}
+
+fn owner_of(i: usize) -> Address {
+    Address([i as u8 + 1; 20])
+}
+
+/// A devnet of confirmed nodes of the given tiers and a funded wallet.
+fn net(tiers: &[u8]) -> Net {
+    let keys: Vec<_> = tiers.iter().map(|_| key()).collect();
+    let wallet = key();
+    let genesis = Genesis {
+        chain_id: "test".into(),
+        time: T0,
+        slot_secs: 1,
+        balances: vec![(
+            Address::from_public_key(&pk(&wallet)).to_string(),
+            1_000_000 * COIN,
+        )],
+        nodes: keys
+            .iter()
+            .zip(tiers)
+            .enumerate()
+            .map(|(i, (k, t))| GenesisNode {
+                owner: owner_of(i).to_string(),
+                key: hex::encode(pk(k)),
+                tier: *t,
+                endpoint: format!("127.0.0.1:{}", 20000 + i),
+            })
+            .collect(),
+        target: u64::MAX,
+        want_eligible: 3,
+        enforce_bench: false,
+        confirm_window: None,
+        expire_after: None,
+    };
+    Net {
+        keys,
+        wallet,
+        genesis,
+    }
+}
+
+impl Net {
+    /// The block of the best-ranked node of the first slot after the tip that has an
+    /// eligible node (a slot where none is eligible passes with no block).
+    fn next(&self, l: &Ledger, txs: &[Tx]) -> Block {
+        for slot in l.tip.slot + 1..l.tip.slot + 100 {
+            let best = self
+                .keys
+                .iter()
+                .filter(|k| l.rank(&pk(k), slot).is_some())
+                .min_by_key(|k| l.rank(&pk(k), slot));
+            if let Some(k) = best {
+                return l.produce(k, slot, T0 + slot, txs, 100).unwrap();
+            }
+        }
+        panic!("nobody eligible in 100 slots");
+    }
+}
+
+#[test]
+fn two_ledgers_fed_the_same_blocks_agree_and_rewards_follow_the_tiers() {
+    let n = net(&[1, 2, 3, 1]);
+    let mut a = Ledger::new(n.genesis.clone()).unwrap();
+    let mut b = Ledger::new(n.genesis.clone()).unwrap();
+    assert_eq!(a.digest, b.digest);
+    let to = Address([0xee; 20]);
+    for i in 0..20 {
+        let txs = if i == 3 {
+            vec![Tx::signed(
+                &n.wallet,
+                0,
+                5_000,
+                TxBody::Transfer {
+                    to,
+                    amount: 7 * COIN,
+                },
+            )]
+        } else {
+            vec![]
+        };
+        let blk = n.next(&a, &txs);
+        a.apply(&blk, T0 + 1_000).unwrap();
+        b.apply(&blk, T0 + 1_000).unwrap();
+        assert_eq!((a.digest, a.height()), (b.digest, b.height()));
+    }
+    assert_eq!(a.state, b.state);
+    assert_eq!(a.state.account(&to).balance, 7 * COIN);
+    let paid = |i: usize| a.state.account(&owner_of(i)).balance;
+    // 20 blocks: the two Cumulus nodes share the Cumulus coin (longest unpaid first), the
+    // Nimbus and Stratus nodes take theirs every block; producers add 0.5 each time.
+    let produced: u64 = (0..4).map(paid).sum();
+    assert_eq!(produced, 20 * 14 * COIN + 5_000);
+    assert!(paid(2) >= 20 * 9 * COIN && paid(1) >= 20 * 350_000_000);
+    assert!(
+        paid(0) >= 10 * COIN && paid(3) >= 10 * COIN,
+        "Cumulus rewards alternate"
+    );
+}
+
+#[test]
+fn a_node_missing_an_assigned_instance_is_not_eligible_until_its_report_is_whole() {
+    let n = net(&[1, 1]);
+    let mut l = Ledger::new(n.genesis.clone()).unwrap();
+    let mut s = spec("web");
+    s.instances = 1;
+    s.ram_bytes = 1 << 20;
+    s.disk_bytes = 1 << 20;
+    let reg = Tx::signed(&n.wallet, 0, 5_000, TxBody::AppRegister(s));
+    let blk = n.next(&l, &[reg]);
+    l.apply(&blk, T0 + 100).unwrap();
+    let assigned = assign::assignments(&l.state);
+    let (holder, _) = assigned.iter().next().unwrap();
+    let useful = l.useful();
+    assert!(
+        !useful.contains_key(holder),
+        "assigned but not reported running"
+    );
+    assert_eq!(useful.len(), 1);
+    let hk = n.keys.iter().find(|k| &pk(k) == holder).unwrap();
+    let slot = l.tip.slot + 1;
+    assert!(
+        l.produce(hk, slot, T0 + slot, &[], 10).is_err(),
+        "it may not produce"
+    );
+    // The other node produces a block carrying the holder's whole report.
+    let confirm = Tx::signed(
+        hk,
+        0,
+        0,
+        TxBody::NodeConfirm {
+            bench_tier: Some(crate::tx::Tier::Cumulus),
+            bench_report: vec![],
+            workload: vec![InstanceUsage {
+                app: "web".into(),
+                instance: 0,
+                running: true,
+                cpu_usage_usec: 5,
+                memory_peak: 6,
+            }],
+        },
+    );
+    // Confirms are accepted 40 blocks after the last one (genesis counts as height 0).
+    for _ in 0..40 {
+        let blk = n.next(&l, &[]);
+        l.apply(&blk, T0 + 1_000).unwrap();
+    }
+    let blk = n.next(&l, &[confirm]);
+    assert_eq!(blk.txs.len(), 1, "the confirm made it in");
+    l.apply(&blk, T0 + 1_000).unwrap();
+    assert!(l.useful().contains_key(holder), "useful again");
+}
+
+#[test]
+fn bad_blocks_are_refused_and_leave_the_tip_alone() {
+    let n = net(&[1, 2]);
+    let mut l = Ledger::new(n.genesis.clone()).unwrap();
+    let good = n.next(&l, &[]);
+    let before = (l.digest, l.height());
+    let refuse = |l: &mut Ledger, b: &Block, want: &str| {
+        let e = l.apply(b, T0 + 1_000).unwrap_err().to_string();
+        assert!(e.contains(want), "{e:?} lacks {want:?}");
+    };
+    let mut b = good.clone();
+    b.header.state_digest[0] ^= 1;
+    b.header.sign(&n.keys[0]);
+    refuse(&mut l, &b, "not");
+    let stranger = key();
+    let mut b = good.clone();
+    b.header.sign(&stranger);
+    refuse(&mut l, &b, "is not a useful node");
+    let mut b = good.clone();
+    b.header.signature[0] ^= 1;
+    refuse(&mut l, &b, "bad producer signature");
+    let mut b = good.clone();
+    b.header.height = 5;
+    refuse(&mut l, &b, "does not follow");
+    let future = l.produce(&n.keys[0], 5_000, T0 + 5_000, &[], 10).unwrap();
+    let e = l.apply(&future, T0 + 10).unwrap_err().to_string();
+    assert!(e.contains("in the future"), "{e}");
+    let bad_tx = Tx::signed(
+        &stranger,
+        0,
+        5_000,
+        TxBody::Transfer {
+            to: Address([1; 20]),
+            amount: 1,
+        },
+    );
+    let mut b = good.clone();
+    b.txs.push(bad_tx);
+    b.header.tx_root = Block::tx_root(&b.txs);
+    let signer = n
+        .keys
+        .iter()
+        .find(|k| pk(k) == good.header.producer)
+        .unwrap();
+    b.header.sign(signer);
+    refuse(&mut l, &b, "transaction 0");
+    assert_eq!((l.digest, l.height()), before);
+    l.apply(&good, T0 + 1_000).unwrap();
+    refuse(&mut l, &good, "does not follow");
+}
+
+#[test]
+fn the_target_falls_when_too_many_nodes_are_eligible() {
+    let n = net(&[1, 1, 1, 1, 1, 1, 1, 1]);
+    let mut l = Ledger::new(n.genesis.clone()).unwrap();
+    let first = l.target;
+    for _ in 0..10 {
+        let blk = n.next(&l, &[]);
+        l.apply(&blk, T0 + 1_000).unwrap();
+    }
+    assert!(l.target < first, "8 eligible of a wanted 3");
+    let floor = first as f64 * 0.8f64.powi(10) * 0.999;
+    assert!(l.target as f64 >= floor, "at most 0.8x per block");
+}
