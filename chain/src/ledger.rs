@@ -15,7 +15,7 @@ use crate::block::{Block, Header, MAX_BLOCK_BYTES};
 use crate::consensus::{self, TARGET_WINDOW};
 use crate::genesis::{Genesis, GenesisError};
 use crate::params::Params;
-use crate::state::{Changes, State, StateKey, TxError};
+use crate::state::{Changes, State, TxError};
 use crate::tx::{Hash, PublicKey, Tier, Tx};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,24 +47,13 @@ pub struct Ledger {
     pub counts: VecDeque<u32>,
 }
 
-fn key_encoding(k: &StateKey) -> Vec<u8> {
-    let mut w = crate::encode::Writer::new();
-    match k {
-        StateKey::Account(a) => w.u8(1).fixed(&a.0),
-        StateKey::Node(n) => w.u8(2).fixed(n),
-        StateKey::Dos(n) => w.u8(3).fixed(n),
-        StateKey::App(s) => w.u8(4).str(s),
-    };
-    w.finish()
-}
-
 /// The digest after a block with these changes.
 pub fn state_digest(prev: &Hash, target: u64, changes: &Changes) -> Hash {
     let mut c = Context::new(&SHA256);
     c.update(prev);
     c.update(&target.to_le_bytes());
     for (k, v) in changes {
-        c.update(&key_encoding(k));
+        c.update(&k.encode());
         match v {
             Some(bytes) => {
                 c.update(&[1]);
@@ -240,7 +229,7 @@ impl Ledger {
         if self.slot_of(h.time) != h.slot {
             return Err(self.err(format!("time {} is not in slot {}", h.time, h.slot)));
         }
-        if h.time > now + self.genesis.slot_secs {
+        if h.time > now.saturating_add(self.genesis.slot_secs) {
             return Err(self.err(format!("time {} is in the future (now {now})", h.time)));
         }
         if !h.verify() {

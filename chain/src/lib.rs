@@ -9,8 +9,12 @@ pub mod assign;
 pub mod block;
 pub mod consensus;
 pub mod encode;
+pub mod entry;
 pub mod genesis;
 pub mod ledger;
 pub mod params;
 pub mod state;
+pub mod store;
+#[cfg(test)]
+mod testnet;
 pub mod tx;

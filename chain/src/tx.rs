@@ -125,7 +125,7 @@ pub(crate) fn put_spec(w: &mut Writer, s: &AppSpec) {
         .u64(s.expiry_blocks);
 }
 
-fn get_spec(r: &mut Reader) -> Result<AppSpec, DecodeError> {
+pub(crate) fn get_spec(r: &mut Reader) -> Result<AppSpec, DecodeError> {
     Ok(AppSpec {
         name: r.str(MAX_NAME)?,
         image_ref: r.str(MAX_TEXT)?,

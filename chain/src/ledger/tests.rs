@@ -1,83 +1,11 @@
 //! Ledger tests: two ledgers fed the same blocks agree; production by rank, rewards by tier,
 //! the useful-node rule, and every kind of bad block refused without changing the tip.
 
-use ring::signature::{Ed25519KeyPair, KeyPair};
-
 use super::*;
 use crate::address::Address;
-use crate::genesis::GenesisNode;
+use crate::testnet::{net, owner_of, pk, T0};
 use crate::tx::tests::{key, spec};
 use crate::tx::{InstanceUsage, TxBody, COIN};
-
-const T0: u64 = 1_800_000_000;
-
-struct Net {
-    keys: Vec<Ed25519KeyPair>,
-    wallet: Ed25519KeyPair,
-    genesis: Genesis,
-}
-
-fn pk(k: &Ed25519KeyPair) -> PublicKey {
-    k.public_key().as_ref().try_into().unwrap()
-}
-
-fn owner_of(i: usize) -> Address {
-    Address([i as u8 + 1; 20])
-}
-
-/// A devnet of confirmed nodes of the given tiers and a funded wallet.
-fn net(tiers: &[u8]) -> Net {
-    let keys: Vec<_> = tiers.iter().map(|_| key()).collect();
-    let wallet = key();
-    let genesis = Genesis {
-        chain_id: "test".into(),
-        time: T0,
-        slot_secs: 1,
-        balances: vec![(
-            Address::from_public_key(&pk(&wallet)).to_string(),
-            1_000_000 * COIN,
-        )],
-        nodes: keys
-            .iter()
-            .zip(tiers)
-            .enumerate()
-            .map(|(i, (k, t))| GenesisNode {
-                owner: owner_of(i).to_string(),
-                key: hex::encode(pk(k)),
-                tier: *t,
-                endpoint: format!("127.0.0.1:{}", 20000 + i),
-            })
-            .collect(),
-        target: u64::MAX,
-        want_eligible: 3,
-        enforce_bench: false,
-        confirm_window: None,
-        expire_after: None,
-    };
-    Net {
-        keys,
-        wallet,
-        genesis,
-    }
-}
-
-impl Net {
-    /// The block of the best-ranked node of the first slot after the tip that has an
-    /// eligible node (a slot where none is eligible passes with no block).
-    fn next(&self, l: &Ledger, txs: &[Tx]) -> Block {
-        for slot in l.tip.slot + 1..l.tip.slot + 100 {
-            let best = self
-                .keys
-                .iter()
-                .filter(|k| l.rank(&pk(k), slot).is_some())
-                .min_by_key(|k| l.rank(&pk(k), slot));
-            if let Some(k) = best {
-                return l.produce(k, slot, T0 + slot, txs, 100).unwrap();
-            }
-        }
-        panic!("nobody eligible in 100 slots");
-    }
-}
 
 #[test]
 fn two_ledgers_fed_the_same_blocks_agree_and_rewards_follow_the_tiers() {

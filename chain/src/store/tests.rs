@@ -1,0 +1,74 @@
+//! Store tests on a real sled database in a temporary directory.
+
+use super::*;
+use crate::testnet::{net, T0};
+use crate::tx::{Tx, TxBody, COIN};
+
+fn chain_of(n: &crate::testnet::Net, store: &Store, blocks: usize) -> Ledger {
+    let mut l = store.load(n.genesis.clone()).unwrap();
+    for i in 0..blocks {
+        let txs = vec![Tx::signed(
+            &n.wallet,
+            i as u64,
+            5_000,
+            TxBody::Transfer {
+                to: crate::address::Address([i as u8; 20]),
+                amount: COIN,
+            },
+        )];
+        let b = n.next(&l, &txs);
+        let changes = l.apply(&b, T0 + 10_000).unwrap();
+        store.commit(&b, &changes, &l).unwrap();
+    }
+    l
+}
+
+#[test]
+fn a_reopened_store_gives_the_same_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = net(&[1, 2, 3]);
+    let l = {
+        let store = Store::open(dir.path()).unwrap();
+        chain_of(&n, &store, 15)
+    };
+    let store = Store::open(dir.path()).unwrap();
+    let back = store.load(n.genesis.clone()).unwrap();
+    assert_eq!(
+        (back.height(), back.digest, back.target),
+        (15, l.digest, l.target)
+    );
+    let mut a = back.state.clone();
+    a.touched.clear();
+    let mut b = l.state.clone();
+    b.touched.clear();
+    assert_eq!(a, b);
+    assert_eq!(back.tip, l.tip);
+    assert_eq!(store.block_at(7).unwrap().unwrap().header.height, 7);
+    assert!(store.block_at(16).unwrap().is_none());
+}
+
+#[test]
+fn reindex_rebuilds_the_same_state_from_the_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = net(&[1, 1]);
+    let store = Store::open(dir.path()).unwrap();
+    let l = chain_of(&n, &store, 12);
+    let again = store.reindex(n.genesis.clone()).unwrap();
+    assert_eq!((again.height(), again.digest), (12, l.digest));
+    let reopened = store.load(n.genesis.clone()).unwrap();
+    assert_eq!(reopened.digest, l.digest);
+}
+
+#[test]
+fn a_store_of_another_chain_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = net(&[1]);
+    Store::open(dir.path())
+        .unwrap()
+        .load(n.genesis.clone())
+        .unwrap();
+    let mut other = n.genesis.clone();
+    other.chain_id = "other".into();
+    let e = Store::open(dir.path()).unwrap().load(other).unwrap_err();
+    assert!(e.to_string().contains("made for genesis"), "{e}");
+}
