@@ -38,6 +38,8 @@ struct Outcome {
 pub struct Ledger {
     pub genesis: Genesis,
     pub genesis_hash: Hash,
+    /// The hash of the height-0 header (the parent of block 1).
+    pub root: Hash,
     pub params: Params,
     pub state: State,
     pub tip: Header,
@@ -85,6 +87,7 @@ impl Ledger {
         Ok(Ledger {
             params: genesis.params(),
             genesis_hash: genesis.hash(),
+            root: tip.hash(),
             target: genesis.target,
             genesis,
             state,

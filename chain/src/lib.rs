@@ -12,7 +12,9 @@ pub mod encode;
 pub mod entry;
 pub mod genesis;
 pub mod ledger;
+pub mod mempool;
 pub mod params;
+pub mod rpc;
 pub mod state;
 pub mod store;
 #[cfg(test)]

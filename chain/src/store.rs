@@ -37,6 +37,8 @@ pub struct Store {
     heights: sled::Tree,
     state: sled::Tree,
     meta: sled::Tree,
+    /// Transaction id -> height of its block.
+    txs: sled::Tree,
 }
 
 const META_GENESIS: &[u8] = b"genesis";
@@ -64,6 +66,9 @@ impl Store {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
+            // Every block is flushed by `write`; no background flusher thread (it would
+            // also keep the database locked for a while after the store is dropped).
+            .flush_every_ms(None)
             .open()
             .map_err(sled_err)?;
         let tree = |name: &str| db.open_tree(name).map_err(sled_err);
@@ -72,6 +77,7 @@ impl Store {
             heights: tree("heights")?,
             state: tree("state")?,
             meta: tree("meta")?,
+            txs: tree("txs")?,
             db,
             path,
         })
@@ -155,25 +161,35 @@ impl Store {
         l: &Ledger,
     ) -> Result<(), StoreError> {
         let block_bytes = block.map(|b| (b.header.hash(), b.header.height, b.encode()));
+        let tx_ids: Vec<(Hash, u64)> = block
+            .map(|b| b.txs.iter().map(|t| (t.id(), b.header.height)).collect())
+            .unwrap_or_default();
         let tip = meta_tip(l);
-        let result: Result<(), TransactionError<()>> =
-            (&self.blocks, &self.heights, &self.state, &self.meta).transaction(
-                |(blocks, heights, state, meta)| {
-                    if let Some((hash, height, bytes)) = &block_bytes {
-                        blocks.insert(&hash[..], bytes.as_slice())?;
-                        heights.insert(&height.to_be_bytes(), &hash[..])?;
-                    }
-                    for (k, v) in changes {
-                        match v {
-                            Some(v) => state.insert(k.encode(), v.as_slice())?,
-                            None => state.remove(k.encode())?,
-                        };
-                    }
-                    meta.insert(META_GENESIS, &l.genesis_hash[..])?;
-                    meta.insert(META_TIP, tip.as_slice())?;
-                    Ok::<(), ConflictableTransactionError<()>>(())
-                },
-            );
+        let result: Result<(), TransactionError<()>> = (
+            &self.blocks,
+            &self.heights,
+            &self.state,
+            &self.meta,
+            &self.txs,
+        )
+            .transaction(|(blocks, heights, state, meta, txs)| {
+                for (id, height) in &tx_ids {
+                    txs.insert(&id[..], &height.to_be_bytes())?;
+                }
+                if let Some((hash, height, bytes)) = &block_bytes {
+                    blocks.insert(&hash[..], bytes.as_slice())?;
+                    heights.insert(&height.to_be_bytes(), &hash[..])?;
+                }
+                for (k, v) in changes {
+                    match v {
+                        Some(v) => state.insert(k.encode(), v.as_slice())?,
+                        None => state.remove(k.encode())?,
+                    };
+                }
+                meta.insert(META_GENESIS, &l.genesis_hash[..])?;
+                meta.insert(META_TIP, tip.as_slice())?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
         result.map_err(|e| match e {
             TransactionError::Storage(s) => self.sled(s),
             TransactionError::Abort(()) => self.corrupt("transaction aborted"),
@@ -196,6 +212,23 @@ impl Store {
             return Ok(None);
         };
         self.block(&hash)
+    }
+
+    /// The block holding transaction `id`, and the transaction.
+    pub fn transaction(&self, id: &Hash) -> Result<Option<(Block, crate::tx::Tx)>, StoreError> {
+        let Some(h) = self.txs.get(id).map_err(|e| self.sled(e))? else {
+            return Ok(None);
+        };
+        let height = u64::from_be_bytes(
+            h.as_ref()
+                .try_into()
+                .map_err(|_| self.corrupt("a transaction index entry is not 8 bytes"))?,
+        );
+        let Some(block) = self.block_at(height)? else {
+            return Ok(None);
+        };
+        let tx = block.txs.iter().find(|t| &t.id() == id).cloned();
+        Ok(tx.map(|t| (block, t)))
     }
 
     pub fn block(&self, hash: &[u8]) -> Result<Option<Block>, StoreError> {

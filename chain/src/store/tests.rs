@@ -45,6 +45,10 @@ fn a_reopened_store_gives_the_same_ledger() {
     assert_eq!(back.tip, l.tip);
     assert_eq!(store.block_at(7).unwrap().unwrap().header.height, 7);
     assert!(store.block_at(16).unwrap().is_none());
+    let b3 = store.block_at(3).unwrap().unwrap();
+    let (found, tx) = store.transaction(&b3.txs[0].id()).unwrap().unwrap();
+    assert_eq!((found.header.height, tx), (3, b3.txs[0].clone()));
+    assert!(store.transaction(&[0; 32]).unwrap().is_none());
 }
 
 #[test]
