@@ -77,7 +77,7 @@ impl Header {
         b
     }
 
-    fn read(r: &mut Reader) -> Result<Header, DecodeError> {
+    pub(crate) fn read(r: &mut Reader) -> Result<Header, DecodeError> {
         r.version(BLOCK_VERSION)?;
         Ok(Header {
             height: r.u64()?,

@@ -13,6 +13,7 @@ pub mod entry;
 pub mod genesis;
 pub mod ledger;
 pub mod mempool;
+pub mod p2p;
 pub mod params;
 pub mod rpc;
 pub mod state;
