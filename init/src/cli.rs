@@ -57,6 +57,14 @@ enum Command {
         expect: Option<String>,
         source: PathBuf,
     },
+    /// Run the chain node.
+    Chain(crate::chain_cli::ChainArgs),
+    /// A wallet key: new, address, balance.
+    #[command(subcommand)]
+    Wallet(crate::wallet_cli::WalletCommand),
+    /// Sign a transaction with the wallet and send it to a node.
+    #[command(subcommand)]
+    Tx(crate::wallet_cli::TxCommand),
     /// A runc-compatible OCI runtime over the same libcontainer path as PID1.
     Oci(crate::oci_cli::OciArgs),
     /// Test services run by the qemu-tests (the image has no shell).
@@ -139,6 +147,9 @@ pub fn run() -> Result<()> {
             source,
         } => crate::app_cli::unpack(&store, &source, expect.as_deref())?,
         Command::Oci(args) => crate::oci_cli::run(args)?,
+        Command::Wallet(cmd) => crate::wallet_cli::wallet(cmd)?,
+        Command::Chain(args) => crate::chain_cli::run(args)?,
+        Command::Tx(cmd) => crate::wallet_cli::tx(cmd)?,
         Command::Selftest(test) => selftest::run(test)?,
     }
     Ok(())

@@ -3,6 +3,7 @@
 
 mod app_cli;
 mod bench_cli;
+mod chain_cli;
 mod cli;
 mod config;
 mod net;
@@ -11,6 +12,7 @@ mod pid1;
 mod selftest;
 mod storage;
 mod uptime;
+mod wallet_cli;
 
 fn main() {
     if std::process::id() == 1 {

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::pid1::helper::{self, Ended};
 use crate::pid1::{logfile, phases, Boot, DataState};
-use crate::storage::{ext4::Superblock, find, grow, key};
+use crate::storage::{ext4::Superblock, find, grow};
 
 pub const DATA: &str = "/data";
 const LABEL: &str = "FLUXDATA";
@@ -132,10 +132,10 @@ pub fn run(boot: &mut Boot) -> Result<()> {
             warn!("storage: growing {LABEL} failed: {e:#}; /data keeps its size");
         }
     }
-    match key::load_or_create(Path::new("/data/keys/node.key")) {
+    match chain::keys::load_or_create(Path::new("/data/keys/node.key")) {
         Ok((pair, created)) => info!(
             "node key: {} ({})",
-            key::address(&pair),
+            chain::keys::address(&pair),
             if created { "created" } else { "loaded" }
         ),
         Err(e) => warn!("{e}"),

@@ -1,5 +1,5 @@
-//! The node identity key: Ed25519 (ring), PKCS#8, created once at /data/keys/node.key with
-//! mode 0600 and never overwritten.
+//! Ed25519 key files (ring, PKCS#8): the node identity key at /data/keys/node.key and
+//! wallet keys. A key is created once, mode 0600, and never overwritten.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -11,11 +11,11 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("node key {path}: {source}")]
+    #[error("key {path}: {source}")]
     Io { path: String, source: io::Error },
-    #[error("node key {0}: not an Ed25519 PKCS#8 key; it is kept as it is, fix or remove it")]
+    #[error("key {0}: not an Ed25519 PKCS#8 key; it is kept as it is, fix or remove it")]
     Invalid(String),
-    #[error("node key: the random generator failed")]
+    #[error("key: the random generator failed")]
     Random,
 }
 
@@ -60,9 +60,27 @@ pub fn load_or_create(path: &Path) -> Result<(Ed25519KeyPair, bool), KeyError> {
     Ok((pair, true))
 }
 
-/// The node's address, for logs.
+/// Loads an existing key; a missing one is an error that names the file.
+pub fn load(path: &Path) -> Result<Ed25519KeyPair, KeyError> {
+    let name = path.display().to_string();
+    let bytes = fs::read(path).map_err(|source| KeyError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    Ed25519KeyPair::from_pkcs8(&bytes).map_err(|_| KeyError::Invalid(name))
+}
+
+/// The 32-byte public key.
+pub fn public(pair: &Ed25519KeyPair) -> [u8; 32] {
+    pair.public_key()
+        .as_ref()
+        .try_into()
+        .expect("Ed25519 public keys are 32 bytes")
+}
+
+/// The key's account address.
 pub fn address(pair: &Ed25519KeyPair) -> String {
-    chain::address::Address::from_public_key(pair.public_key().as_ref()).to_string()
+    crate::address::Address::from_public_key(pair.public_key().as_ref()).to_string()
 }
 
 #[cfg(test)]

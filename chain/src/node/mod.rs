@@ -1,0 +1,221 @@
+//! The running chain node: the ledger and its sled store, the mempool, peers over TCP
+//! (headers-first sync, gossip of transactions and blocks, scores and bans), block
+//! production in the node's slots, its own confirms carrying its workload report, and
+//! JSON-RPC over HTTP. Everything shared sits in `Shared` behind short locks; every network
+//! input is bounded (see `p2p`) and checked before use.
+
+mod peer;
+mod produce;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ring::signature::Ed25519KeyPair;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tracing::info;
+
+use crate::block::Block;
+use crate::genesis::Genesis;
+use crate::ledger::Ledger;
+use crate::mempool::Mempool;
+use crate::p2p::{Hello, Msg, ScoreConfig, Scores, PROTOCOL_VERSION};
+use crate::rpc::Rpc;
+use crate::store::{Store, StoreError};
+use crate::tx::InstanceUsage;
+
+/// Where a node's workload reports come from: PID1's runtime on a real node, a feeder in
+/// tests, nothing before the runtime exists.
+pub trait Workload: Send + Sync {
+    /// Usage of the app instances this node runs.
+    fn report(&self) -> Vec<InstanceUsage>;
+}
+
+/// Reports no instances (a node with nothing assigned is complete with it).
+pub struct NoWorkload;
+
+impl Workload for NoWorkload {
+    fn report(&self) -> Vec<InstanceUsage> {
+        Vec::new()
+    }
+}
+
+/// A report set from outside (tests, or a file).
+#[derive(Default)]
+pub struct FedWorkload(pub Mutex<Vec<InstanceUsage>>);
+
+impl Workload for FedWorkload {
+    fn report(&self) -> Vec<InstanceUsage> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub genesis: Genesis,
+    pub key: Ed25519KeyPair,
+    pub p2p_listen: SocketAddr,
+    pub rpc_listen: SocketAddr,
+    pub peers: Vec<SocketAddr>,
+    pub max_peers: usize,
+    pub produce: bool,
+    pub workload: Arc<dyn Workload>,
+    /// The API token that methods changing anything need.
+    pub token: String,
+    /// The tier of this node's benchmark, and its signed report, sent with its confirms.
+    pub bench_tier: Option<crate::tx::Tier>,
+    pub bench_report: Vec<u8>,
+}
+
+struct PeerHandle {
+    best_height: u64,
+    tx: mpsc::Sender<Msg>,
+}
+
+pub struct Shared {
+    ledger: Mutex<Ledger>,
+    store: Store,
+    mempool: Mutex<Mempool>,
+    scores: Mutex<Scores>,
+    peers: Mutex<HashMap<SocketAddr, PeerHandle>>,
+    cfg: NodeConfig,
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    fn hello(&self) -> Hello {
+        let l = lock(&self.ledger);
+        Hello {
+            chain_id: l.genesis.chain_id.clone(),
+            genesis: l.genesis_hash,
+            version: PROTOCOL_VERSION as u32,
+            best_height: l.height(),
+            best_hash: l.tip.hash(),
+            listen_port: self.cfg.p2p_listen.port(),
+        }
+    }
+
+    /// Applies a block on the tip, stores it, prunes the mempool. Ok(false) when it is not
+    /// the next block (the caller syncs); Err when it breaks a rule.
+    fn accept_block(&self, block: &Block) -> Result<bool, String> {
+        let mut l = lock(&self.ledger);
+        if block.header.height != l.height() + 1 {
+            return Ok(false);
+        }
+        let changes = l.apply(block, now_secs()).map_err(|e| e.to_string())?;
+        self.store
+            .commit(block, &changes, &l)
+            .map_err(|e| format!("store: {e}"))?;
+        lock(&self.mempool).prune(&l);
+        Ok(true)
+    }
+
+    /// Sends `msg` to every peer but `except`.
+    fn broadcast(&self, msg: &Msg, except: Option<SocketAddr>) {
+        for (addr, p) in lock(&self.peers).iter() {
+            if Some(*addr) != except {
+                let _ = p.tx.try_send(msg.clone());
+            }
+        }
+    }
+
+    fn rpc(&self, body: &[u8], authorized: bool) -> Option<Vec<u8>> {
+        let l = lock(&self.ledger);
+        let mut m = lock(&self.mempool);
+        let peers = lock(&self.peers).len();
+        let before = m.len();
+        let mut rpc = Rpc {
+            ledger: &l,
+            store: &self.store,
+            mempool: &mut m,
+            authorized,
+            peers,
+            version: env!("CARGO_PKG_VERSION"),
+        };
+        let out = rpc.handle(body);
+        // A transaction sent over RPC goes to the peers too.
+        let fresh: Vec<_> = if m.len() > before {
+            m.txs()
+        } else {
+            Vec::new()
+        };
+        drop(m);
+        drop(l);
+        for tx in fresh {
+            self.broadcast(&Msg::Tx(tx), None);
+        }
+        out.map(|v| v.to_string().into_bytes())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("listen {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Opens the store and starts every task; returns when the listeners are bound (the node
+/// runs until the runtime stops).
+pub async fn start(cfg: NodeConfig) -> Result<Arc<Shared>, NodeError> {
+    let store = Store::open(&cfg.data_dir.join("db"))?;
+    let ledger = store.load(cfg.genesis.clone())?;
+    info!(
+        "chain {}: height {}, tip {}",
+        ledger.genesis.chain_id,
+        ledger.height(),
+        hex::encode(&ledger.tip.hash()[..8])
+    );
+    let p2p = TcpListener::bind(cfg.p2p_listen)
+        .await
+        .map_err(|source| NodeError::Listen {
+            addr: cfg.p2p_listen,
+            source,
+        })?;
+    let rpc = TcpListener::bind(cfg.rpc_listen)
+        .await
+        .map_err(|source| NodeError::Listen {
+            addr: cfg.rpc_listen,
+            source,
+        })?;
+    let shared = Arc::new(Shared {
+        ledger: Mutex::new(ledger),
+        store,
+        mempool: Mutex::new(Mempool::default()),
+        scores: Mutex::new(Scores::new(ScoreConfig::default())),
+        peers: Mutex::new(HashMap::new()),
+        cfg,
+    });
+    let s = shared.clone();
+    tokio::spawn(crate::http::serve(rpc, s.cfg.token.clone(), move |req| {
+        let s = s.clone();
+        async move { s.rpc(&req.body, req.authorized) }
+    }));
+    tokio::spawn(peer::listen(shared.clone(), p2p));
+    for addr in shared.cfg.peers.clone() {
+        tokio::spawn(peer::dial(shared.clone(), addr));
+    }
+    tokio::spawn(peer::sync_loop(shared.clone()));
+    if shared.cfg.produce {
+        tokio::spawn(produce::produce_loop(shared.clone()));
+    }
+    tokio::spawn(produce::confirm_loop(shared.clone()));
+    Ok(shared)
+}

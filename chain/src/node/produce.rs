@@ -1,0 +1,117 @@
+//! The node's own work: producing a block when it is useful and eligible in the current
+//! slot (after its rank's delay), and sending its confirm, with its workload report, as
+//! soon as the lifecycle rules allow one.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tracing::{info, warn};
+
+use super::{lock, Shared};
+use crate::keys;
+use crate::p2p::Msg;
+use crate::state::NodeStatus;
+use crate::tx::{Tx, TxBody};
+
+const TICK: Duration = Duration::from_millis(50);
+const MAX_TXS: usize = 2_000;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Produces in every slot where this node ranks, once its rank's delay has passed.
+pub async fn produce_loop(s: Arc<Shared>) {
+    let me = keys::public(&s.cfg.key);
+    loop {
+        tokio::time::sleep(TICK).await;
+        let now = now_ms();
+        let block = {
+            let l = lock(&s.ledger);
+            let slot_ms = l.genesis.slot_secs * 1000;
+            let slot = l.slot_of(now / 1000);
+            if slot <= l.tip.slot {
+                continue;
+            }
+            let Some(rank) = l.rank(&me, slot) else {
+                continue;
+            };
+            let start = l.genesis.time * 1000 + slot * slot_ms;
+            if now
+                < start
+                    + crate::consensus::rank_delay(rank, Duration::from_millis(slot_ms)).as_millis()
+                        as u64
+            {
+                continue;
+            }
+            let txs = lock(&s.mempool).txs();
+            match l.produce(&s.cfg.key, slot, now / 1000, &txs, MAX_TXS) {
+                Ok(b) => b,
+                Err(e) => {
+                    warn!("cannot produce in slot {slot}: {e}");
+                    continue;
+                }
+            }
+        };
+        match s.accept_block(&block) {
+            Ok(true) => {
+                info!(
+                    "produced block {} in slot {} with {} transaction(s)",
+                    block.header.height,
+                    block.header.slot,
+                    block.txs.len()
+                );
+                s.broadcast(&Msg::Block(block), None);
+            }
+            Ok(false) => {}
+            Err(e) => warn!("own block refused: {e}"),
+        }
+    }
+}
+
+/// Sends this node's confirm whenever the rules allow one: right after its start, and
+/// again each time the re-confirm wait has passed, with the current workload report.
+pub async fn confirm_loop(s: Arc<Shared>) {
+    let me = keys::public(&s.cfg.key);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let tx = {
+            let l = lock(&s.ledger);
+            let Some(node) = l.state.nodes.get(&me) else {
+                continue;
+            };
+            let due = match node.status {
+                NodeStatus::Started => true,
+                NodeStatus::Confirmed { last } => l.height() + 1 >= last + l.params.reconfirm_min,
+                NodeStatus::Stopping { .. } => false,
+            };
+            let nonce = l
+                .state
+                .account(&crate::address::Address::from_public_key(&me))
+                .nonce;
+            let pending = lock(&s.mempool)
+                .txs()
+                .iter()
+                .any(|t| t.signer == me && t.nonce >= nonce);
+            if !due || pending {
+                continue;
+            }
+            let body = TxBody::NodeConfirm {
+                bench_tier: s.cfg.bench_tier,
+                bench_report: s.cfg.bench_report.clone(),
+                workload: s.cfg.workload.report(),
+            };
+            Tx::signed(&s.cfg.key, nonce, 0, body)
+        };
+        let added = {
+            let l = lock(&s.ledger);
+            lock(&s.mempool).add(tx.clone(), &l).is_ok()
+        };
+        if added {
+            s.broadcast(&Msg::Tx(tx), None);
+        }
+    }
+}
