@@ -17,7 +17,7 @@
 //! checked procfs handles, and the container's /sys/fs/cgroup is one mount per hierarchy.
 
 use std::fs::{self, File};
-use std::io::{IsTerminal, Read, Seek};
+use std::io::{IsTerminal, Read, Seek, Write};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -57,6 +57,10 @@ struct Args {
     /// Time only this runtime (fluxnode, crun or runc), to profile it; no ratio then.
     #[arg(long, value_parser = ["fluxnode", "crun", "runc"])]
     only: Option<String>,
+    /// Also write every timed cycle to this file: `round runtime total_ms`, and for ours
+    /// `create_ms start_ms wait_ms delete_ms` after it.
+    #[arg(long)]
+    raw: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -235,9 +239,8 @@ impl Bench {
             Which::Runc => (&self.args.runc, &self.runc_root),
             Which::Fluxnode => unreachable!("not a reference runtime"),
         };
-        let t0 = Instant::now();
-        let status = Command::new(bin)
-            .arg("--root")
+        let mut run = Command::new(bin);
+        run.arg("--root")
             .arg(root)
             .arg("run")
             .arg("--bundle")
@@ -245,9 +248,9 @@ impl Bench {
             .arg(id)
             .stdin(Stdio::from(self.io.null.try_clone()?))
             .stdout(Stdio::from(self.io.null.try_clone()?))
-            .stderr(Stdio::from(self.io.log.try_clone()?))
-            .status()
-            .with_context(|| format!("run {bin}"))?;
+            .stderr(Stdio::from(self.io.log.try_clone()?));
+        let t0 = Instant::now();
+        let status = run.status().with_context(|| format!("run {bin}"))?;
         let took = t0.elapsed();
         if !status.success() {
             bail!("{bin} run {id}: {status}");
@@ -378,6 +381,12 @@ fn main() -> Result<()> {
     );
     let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(cycles); n];
     let mut phases = Vec::with_capacity(cycles);
+    let mut raw = match &bench.args.raw {
+        Some(p) => Some(std::io::BufWriter::new(
+            File::create(p).with_context(|| format!("create {}", p.display()))?,
+        )),
+        None => None,
+    };
     let load_before = loadavg();
     let run = (|| -> Result<()> {
         for round in 0..warmup + cycles {
@@ -387,6 +396,18 @@ fn main() -> Result<()> {
                 let (took, p) = bench.cycle(runtimes[slot], round)?;
                 if round >= warmup {
                     times[slot].push(ms(took));
+                    if let Some(w) = raw.as_mut() {
+                        write!(w, "{round} {} {:.3}", runtimes[slot].name(), ms(took))?;
+                        if let Some(p) = &p {
+                            let each = [p.create, p.start, p.wait, p.delete].map(ms);
+                            write!(
+                                w,
+                                " {:.3} {:.3} {:.3} {:.3}",
+                                each[0], each[1], each[2], each[3]
+                            )?;
+                        }
+                        writeln!(w)?;
+                    }
                     phases.extend(p);
                 }
                 bar.inc(1);
@@ -397,6 +418,9 @@ fn main() -> Result<()> {
     bar.finish_and_clear();
     remove_cgroups();
     run?;
+    if let Some(mut w) = raw {
+        w.flush()?;
+    }
 
     for t in times.iter_mut() {
         t.sort_by(f64::total_cmp);
