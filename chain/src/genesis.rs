@@ -41,6 +41,9 @@ pub struct Genesis {
     pub confirm_window: Option<u64>,
     #[serde(default)]
     pub expire_after: Option<u64>,
+    /// Overrides the re-confirm wait (tests with short chains).
+    #[serde(default)]
+    pub reconfirm_min: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +66,7 @@ impl Genesis {
             enforce_bench: self.enforce_bench,
             confirm_window: self.confirm_window.unwrap_or(d.confirm_window),
             expire_after: self.expire_after.unwrap_or(d.expire_after),
+            reconfirm_min: self.reconfirm_min.unwrap_or(d.reconfirm_min),
             ..d
         }
     }
@@ -84,7 +88,8 @@ impl Genesis {
             .u32(self.want_eligible)
             .u8(self.enforce_bench as u8)
             .u64(self.confirm_window.unwrap_or(0))
-            .u64(self.expire_after.unwrap_or(0));
+            .u64(self.expire_after.unwrap_or(0))
+            .u64(self.reconfirm_min.unwrap_or(0));
         ring::digest::digest(&ring::digest::SHA256, &w.finish())
             .as_ref()
             .try_into()

@@ -244,11 +244,31 @@ impl Store {
     /// height 1 through the ledger's rules and writes each again. Returns the ledger at the
     /// last block that replays.
     pub fn reindex(&self, genesis: Genesis) -> Result<Ledger, StoreError> {
+        self.rewind(genesis, u64::MAX)
+    }
+
+    /// Rebuilds the state up to block `to` (for a reorganisation: the blocks above it leave
+    /// the height index, and the winning branch is applied on top).
+    pub fn rewind(&self, genesis: Genesis, to: u64) -> Result<Ledger, StoreError> {
         self.state.clear().map_err(|e| self.sled(e))?;
         self.meta.clear().map_err(|e| self.sled(e))?;
+        if to != u64::MAX {
+            let above: Vec<_> = self
+                .heights
+                .range((to + 1).to_be_bytes()..)
+                .keys()
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.sled(e))?;
+            for k in above {
+                self.heights.remove(k).map_err(|e| self.sled(e))?;
+            }
+        }
         let mut ledger = self.load(genesis)?;
         let mut height = 1;
-        while let Some(block) = self.block_at(height)? {
+        while height <= to {
+            let Some(block) = self.block_at(height)? else {
+                break;
+            };
             let changes = ledger
                 .apply(&block, u64::MAX)
                 .map_err(|e| self.corrupt(format!("reindex: {e}")))?;

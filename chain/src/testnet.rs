@@ -54,6 +54,7 @@ pub fn net(tiers: &[u8]) -> Net {
         enforce_bench: false,
         confirm_window: None,
         expire_after: None,
+        reconfirm_min: None,
     };
     Net {
         keys,

@@ -135,6 +135,7 @@ fn devnet_genesis(path: &Path, a: &ChainArgs) -> Result<Genesis> {
         enforce_bench: false,
         confirm_window: None,
         expire_after: None,
+        reconfirm_min: None,
     };
     std::fs::write(path, serde_json::to_vec_pretty(&g)?)
         .with_context(|| format!("{}", path.display()))?;

@@ -123,6 +123,26 @@ impl Shared {
         Ok(true)
     }
 
+    /// Goes back to block `to` for a reorganisation onto a better branch; refuses one
+    /// deeper than `MAX_REORG`.
+    fn rewind(&self, to: u64) -> Result<(), String> {
+        let mut l = lock(&self.ledger);
+        if l.height().saturating_sub(to) > crate::consensus::MAX_REORG {
+            return Err(format!(
+                "a reorganisation from {} to {to} is deeper than {}",
+                l.height(),
+                crate::consensus::MAX_REORG
+            ));
+        }
+        let back = self
+            .store
+            .rewind(l.genesis.clone(), to)
+            .map_err(|e| e.to_string())?;
+        tracing::warn!("reorganising: back from height {} to {to}", l.height());
+        *l = back;
+        Ok(())
+    }
+
     /// Sends `msg` to every peer but `except`.
     fn broadcast(&self, msg: &Msg, except: Option<SocketAddr>) {
         for (addr, p) in lock(&self.peers).iter() {

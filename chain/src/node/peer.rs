@@ -206,18 +206,8 @@ fn on_headers(
     peer: SocketAddr,
     headers: Vec<crate::block::Header>,
 ) -> bool {
-    let (height, tip) = {
-        let l = lock(&s.ledger);
-        (l.height(), l.tip.hash())
-    };
-    let Some(first) = headers.first() else {
-        return true;
-    };
-    if first.height != height + 1 {
-        return true; // stale answer; the next round asks again
-    }
-    if first.prev != tip {
-        debug!("peer {peer}: its chain forks below height {}", first.height);
+    let height = lock(&s.ledger).height();
+    if headers.is_empty() {
         return true;
     }
     for (i, h) in headers.iter().enumerate() {
@@ -234,7 +224,52 @@ fn on_headers(
             );
         }
     }
-    let heights: Vec<u64> = headers
+    // Where the peer's headers leave our chain (the first one we do not have).
+    let ours = |h: u64| s.store.block_at(h).ok().flatten().map(|b| b.header.hash());
+    let Some(split) = headers
+        .iter()
+        .position(|h| h.height > height || ours(h.height) != Some(h.hash()))
+    else {
+        return true; // nothing new
+    };
+    let d = &headers[split];
+    let parent_ok = d.height == 1 || ours(d.height - 1) == Some(d.prev);
+    if !parent_ok {
+        // The fork is below these headers: ask from further back (bounded).
+        if d.height <= 1 || height.saturating_sub(d.height) > crate::consensus::MAX_REORG {
+            return true;
+        }
+        let from = d.height.saturating_sub(32).max(1);
+        debug!(
+            "peer {peer}: its chain parts from ours below {}; asking from {from}",
+            d.height
+        );
+        reply(
+            s,
+            key,
+            Msg::GetHeaders {
+                from_height: from,
+                max: HEADERS_PER_ASK,
+            },
+        );
+        return true;
+    }
+    if d.height <= height {
+        // A competing branch from d: take it only if it is better (longer, or as long
+        // with the lower block hash where the branches part).
+        let their_best = lock(&s.peers).get(&key).map(|p| p.best_height).unwrap_or(0);
+        let their_len = their_best.max(headers.last().map(|h| h.height).unwrap_or(0));
+        let better = their_len > height
+            || (their_len == height && ours(d.height).is_some_and(|o| d.hash() < o));
+        if !better {
+            return true;
+        }
+        if let Err(e) = s.rewind(d.height - 1) {
+            warn!("peer {peer}: {e}");
+            return true;
+        }
+    }
+    let heights: Vec<u64> = headers[split..]
         .iter()
         .take(BLOCKS_PER_ASK)
         .map(|h| h.height)

@@ -64,6 +64,24 @@ fn reindex_rebuilds_the_same_state_from_the_blocks() {
 }
 
 #[test]
+fn rewind_goes_back_to_a_height_and_the_chain_grows_again_from_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = net(&[1]);
+    let store = Store::open(dir.path()).unwrap();
+    let full = chain_of(&n, &store, 10);
+    let mut l = store.rewind(n.genesis.clone(), 4).unwrap();
+    assert_eq!(l.height(), 4);
+    assert_eq!(l.tip, store.block_at(4).unwrap().unwrap().header);
+    assert!(store.block_at(5).unwrap().is_none());
+    assert_eq!(store.load(n.genesis.clone()).unwrap().digest, l.digest);
+    assert_ne!(l.digest, full.digest);
+    let next = n.next(&l, &[]);
+    let changes = l.apply(&next, T0 + 10_000).unwrap();
+    store.commit(&next, &changes, &l).unwrap();
+    assert_eq!(store.load(n.genesis.clone()).unwrap().height(), 5);
+}
+
+#[test]
 fn a_store_of_another_chain_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let n = net(&[1]);
