@@ -88,6 +88,8 @@ pub fn set(c: &mut Config, section: &str, key: &str, v: Value) -> Result<(), Str
         ("log", "level") => c.log_level = one_of(&v, &["error", "warn", "info", "debug", "trace"])?,
         ("storage", "grow") => c.storage.grow = boolean(&v)?,
         ("bench", "quick") => c.bench.quick = boolean(&v)?,
+        ("chain", "enabled") => c.chain.enabled = boolean(&v)?,
+        ("chain", "devnet") => c.chain.devnet = boolean(&v)?,
         ("apps", "reserve_cpu") => c.reserve.cpu_millis = cores(&v)?,
         ("apps", "reserve_ram") => c.reserve.ram_bytes = size(&v)?,
         ("apps", "reserve_disk") => c.reserve.disk_bytes = size(&v)?,

@@ -45,6 +45,14 @@ pub struct Storage {
     pub grow: bool,
 }
 
+/// The chain service PID1 supervises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub enabled: bool,
+    /// Run a one-node devnet when /data/chain has no genesis.
+    pub devnet: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bench {
     /// Benchmark at boot when /data has no result for this hardware.
@@ -63,6 +71,7 @@ pub struct Config {
     pub bench: Bench,
     /// What the node keeps for itself; apps are admitted into the rest of its capacity.
     pub reserve: runtime::admission::Resources,
+    pub chain: Chain,
     pub services: Vec<ServiceSpec>,
 }
 
@@ -88,6 +97,10 @@ impl Default for Config {
                 quick: false,
             },
             reserve: runtime::admission::FLUX_RESERVE,
+            chain: Chain {
+                enabled: true,
+                devnet: false,
+            },
             services: Vec::new(),
         }
     }

@@ -160,3 +160,12 @@ fn the_app_reserve_takes_sizes_and_cores_from_file_and_command_line() {
         r#"kernel command line: fluxnode.apps.reserve_disk: expected a size like 2G or 512M, found "lots""#
     );
 }
+
+#[test]
+fn the_chain_service_is_on_by_default_and_a_devnet_is_asked_for() {
+    let mut c = Config::default();
+    assert!(c.chain.enabled && !c.chain.devnet);
+    let diags = c.apply_cmdline([("fluxnode.chain.devnet", "true")].into_iter());
+    assert!(diags.is_empty(), "{diags:?}");
+    assert!(c.chain.devnet);
+}

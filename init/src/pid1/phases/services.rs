@@ -8,10 +8,36 @@ use anyhow::Result;
 use runtime::control::SOCKET;
 use tracing::{info, warn};
 
+use crate::config::{Restart, ServiceSpec};
 use crate::pid1::apps::{Apps, Paths};
 use crate::pid1::control::ControlServer;
 use crate::pid1::supervisor::Supervisor;
 use crate::pid1::{Boot, DataState};
+
+/// The chain node as a service, when /data is mounted and there is a genesis (or a devnet
+/// is asked for): its data in /data/chain, its key /data/keys/node.key.
+fn chain_service(boot: &Boot) -> Option<ServiceSpec> {
+    let c = &boot.config.chain;
+    if !c.enabled || !matches!(boot.data, DataState::Mounted { .. }) {
+        return None;
+    }
+    let mut argv: Vec<String> = ["/init", "chain", "--data", "/data/chain"]
+        .map(String::from)
+        .to_vec();
+    if !Path::new("/data/chain/genesis.json").exists() {
+        if !c.devnet {
+            info!("chain: no /data/chain/genesis.json and no devnet asked for; not started");
+            return None;
+        }
+        argv.push("--devnet".into());
+    }
+    Some(ServiceSpec {
+        name: "chain".into(),
+        argv,
+        env: Vec::new(),
+        restart: Restart::Always,
+    })
+}
 
 pub fn run(boot: &mut Boot) -> Result<()> {
     match ControlServer::bind(Path::new(SOCKET)) {
@@ -20,6 +46,9 @@ pub fn run(boot: &mut Boot) -> Result<()> {
             boot.control = Some(c);
         }
         Err(e) => warn!("control socket {SOCKET}: {e:#}; running without it"),
+    }
+    if let Some(spec) = chain_service(boot) {
+        boot.config.services.insert(0, spec);
     }
     boot.supervisor = Supervisor::new(&boot.config.services);
     boot.supervisor.tick();
