@@ -15,6 +15,9 @@
 # the same hierarchies, and each puts its container into the hugetlb one as well. The
 # namespace also gets a tmpfs at the work directory, where the bundle and the three state
 # roots live alike.
+#
+# To see where our time goes, profile our path alone (no crun, so no namespace needed):
+#   perf record -g target/release/fluxnode-bench-runtime --only fluxnode 200
 source "$(dirname "$0")/common.sh"
 cycles="${1:-200}"
 driver="$TARGET_DIR/release/fluxnode-bench-runtime"

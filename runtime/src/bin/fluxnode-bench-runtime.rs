@@ -275,6 +275,16 @@ impl Bench {
     }
 }
 
+/// Removes what a run puts in the work directory (left in place after a failed run, for its
+/// stderr log).
+fn clear_work_dir(dir: &Path) {
+    for leftover in ["bundle", "fluxnode", "crun", "runc", "stderr.log"] {
+        let p = dir.join(leftover);
+        let _ = fs::remove_dir_all(&p).or_else(|_| fs::remove_file(&p));
+    }
+    let _ = fs::remove_dir(dir);
+}
+
 /// The 1-minute load average, to tell a busy machine's figures from an idle one's.
 fn loadavg() -> String {
     fs::read_to_string("/proc/loadavg")
@@ -347,10 +357,7 @@ fn main() -> Result<()> {
             .with_context(|| format!("{bin} --version (is it installed?)"))?;
     }
     fs::create_dir_all(&args.dir).with_context(|| format!("mkdir {}", args.dir.display()))?;
-    for leftover in ["bundle", "fluxnode", "crun", "runc", "stderr.log"] {
-        let p = args.dir.join(leftover);
-        let _ = fs::remove_dir_all(&p).or_else(|_| fs::remove_file(&p));
-    }
+    clear_work_dir(&args.dir);
     let bundle = make_bundle(&args.dir, &args.busybox)?;
     let bench = Bench {
         bundle,
@@ -421,6 +428,7 @@ fn main() -> Result<()> {
     if let Some(mut w) = raw {
         w.flush()?;
     }
+    clear_work_dir(&bench.args.dir);
 
     for t in times.iter_mut() {
         t.sort_by(f64::total_cmp);
