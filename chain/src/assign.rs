@@ -69,24 +69,48 @@ pub fn assignments(state: &State) -> BTreeMap<PublicKey, Vec<(String, u32)>> {
 }
 
 /// The useful nodes, each with its tier.
+///
+/// An instance of an app registered (or updated) after the node's last confirm is not yet
+/// expected in its report: the report could not know it. And when no node at all is useful,
+/// every confirmed node with a benchmark may produce, so that confirms (and cancels) can
+/// still reach a block and the chain recovers instead of halting for good.
 pub fn useful(state: &State, p: &Params) -> BTreeMap<PublicKey, Tier> {
     let assigned = assignments(state);
-    state
+    let confirmed: Vec<(&PublicKey, &crate::state::Node, u64)> = state
         .nodes
         .iter()
-        .filter(|(_, n)| matches!(n.status, NodeStatus::Confirmed { .. }))
-        .filter(|(_, n)| !p.enforce_bench || n.bench_tier.is_some_and(|b| b >= n.tier))
-        .filter(|(k, n)| {
+        .filter_map(|(k, n)| match n.status {
+            NodeStatus::Confirmed { last } => Some((k, n, last)),
+            _ => None,
+        })
+        .filter(|(_, n, _)| !p.enforce_bench || n.bench_tier.is_some_and(|b| b >= n.tier))
+        .collect();
+    let since = |app: &str| {
+        state
+            .apps
+            .get(app)
+            .map(|a| a.expires_at.saturating_sub(a.spec.expiry_blocks))
+            .unwrap_or(0)
+    };
+    let strict: BTreeMap<PublicKey, Tier> = confirmed
+        .iter()
+        .filter(|(k, n, last)| {
             assigned.get(*k).is_none_or(|mine| {
-                mine.iter().all(|(app, i)| {
-                    n.workload
-                        .iter()
-                        .any(|u| &u.app == app && u.instance == *i && u.running)
-                })
+                mine.iter()
+                    .filter(|(app, _)| since(app) < *last)
+                    .all(|(app, i)| {
+                        n.workload
+                            .iter()
+                            .any(|u| &u.app == app && u.instance == *i && u.running)
+                    })
             })
         })
-        .map(|(k, n)| (*k, n.tier))
-        .collect()
+        .map(|(k, n, _)| (**k, n.tier))
+        .collect();
+    if strict.is_empty() {
+        return confirmed.iter().map(|(k, n, _)| (**k, n.tier)).collect();
+    }
+    strict
 }
 
 #[cfg(test)]
@@ -157,6 +181,23 @@ mod tests {
             vec![("web".to_owned(), 0)],
             "one instance per node"
         );
+    }
+
+    #[test]
+    fn new_instances_wait_for_the_next_report_and_no_useful_node_means_all_may_produce() {
+        let mut s = world();
+        let p = Params::default();
+        // Registered at 50, after every node's last confirm (1): not yet expected.
+        s.apps.get_mut("web").unwrap().expires_at = 1050;
+        assert_eq!(useful(&s, &p).len(), 3);
+        // Registered before: expected, and every confirmed node is assigned one... but
+        // with two instances on three nodes, the third stays useful.
+        s.apps.get_mut("web").unwrap().expires_at = 1000;
+        assert_eq!(useful(&s, &p).len(), 1);
+        // Three instances, one per node, none reported: nobody is useful, so all may produce.
+        s.apps.get_mut("web").unwrap().spec.instances = 3;
+        let all = useful(&s, &p);
+        assert_eq!(all.len(), 3, "{all:?}");
     }
 
     #[test]

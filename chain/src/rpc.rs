@@ -197,6 +197,10 @@ impl Rpc<'_> {
                 json!({"address": a.to_string(), "balance": acc.balance, "coins": coins(acc.balance), "nonce": acc.nonce})
             }
             "getfluxnodestatus" => {
+                let key = hash_param(&params[0], "node key")?;
+                if let Some(until) = l.state.dos.get(&key) {
+                    return Ok(json!({"key": hex::encode(key), "status": "DOS", "dos_until_height": until}));
+                }
                 let (k, n) = self.node_param(params)?;
                 self.node_json(&k, n)
             }

@@ -60,36 +60,53 @@ fn a_node_missing_an_assigned_instance_is_not_eligible_until_its_report_is_whole
     l.apply(&blk, T0 + 100).unwrap();
     let assigned = assign::assignments(&l.state);
     let (holder, _) = assigned.iter().next().unwrap();
+    assert!(
+        l.useful().contains_key(holder),
+        "its last report predates the app: not yet expected"
+    );
+    let hk = n.keys.iter().find(|k| &pk(k) == holder).unwrap();
+    let report = |workload: Vec<InstanceUsage>, nonce: u64| {
+        Tx::signed(
+            hk,
+            nonce,
+            0,
+            TxBody::NodeConfirm {
+                bench_tier: Some(crate::tx::Tier::Cumulus),
+                bench_report: vec![],
+                workload,
+            },
+        )
+    };
+    // Confirms are accepted 40 blocks after the last one (genesis counts as height 0).
+    for _ in 0..40 {
+        let blk = n.next(&l, &[]);
+        l.apply(&blk, T0 + 1_000).unwrap();
+    }
+    let blk = n.next(&l, &[report(vec![], 0)]);
+    assert_eq!(blk.txs.len(), 1);
+    l.apply(&blk, T0 + 1_000).unwrap();
     let useful = l.useful();
     assert!(
         !useful.contains_key(holder),
-        "assigned but not reported running"
+        "assigned, and its new report lacks it"
     );
     assert_eq!(useful.len(), 1);
-    let hk = n.keys.iter().find(|k| &pk(k) == holder).unwrap();
     let slot = l.tip.slot + 1;
     assert!(
         l.produce(hk, slot, T0 + slot, &[], 10).is_err(),
         "it may not produce"
     );
     // The other node produces a block carrying the holder's whole report.
-    let confirm = Tx::signed(
-        hk,
-        0,
-        0,
-        TxBody::NodeConfirm {
-            bench_tier: Some(crate::tx::Tier::Cumulus),
-            bench_report: vec![],
-            workload: vec![InstanceUsage {
-                app: "web".into(),
-                instance: 0,
-                running: true,
-                cpu_usage_usec: 5,
-                memory_peak: 6,
-            }],
-        },
+    let confirm = report(
+        vec![InstanceUsage {
+            app: "web".into(),
+            instance: 0,
+            running: true,
+            cpu_usage_usec: 5,
+            memory_peak: 6,
+        }],
+        1,
     );
-    // Confirms are accepted 40 blocks after the last one (genesis counts as height 0).
     for _ in 0..40 {
         let blk = n.next(&l, &[]);
         l.apply(&blk, T0 + 1_000).unwrap();

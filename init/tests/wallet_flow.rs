@@ -1,0 +1,261 @@
+//! The wallet flow through the command line, against real `fluxnode chain` processes: a
+//! fresh key is funded, starts a Cumulus node (which then confirms itself), registers an
+//! app and sees it assigned; a node that never confirms lands on the DoS list, and one
+//! that stops confirming expires.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chain::genesis::{Genesis, GenesisNode};
+use chain::keys;
+use chain::tx::COIN;
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fluxnode");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn chain_node(dir: &Path, genesis: &Path, key: &Path, p2p: u16, rpc: u16, peers: &[u16]) -> Proc {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["chain", "--data"])
+        .arg(dir)
+        .arg("--genesis")
+        .arg(genesis)
+        .arg("--key")
+        .arg(key)
+        .args([
+            "--p2p",
+            &format!("127.0.0.1:{p2p}"),
+            "--rpc",
+            &format!("127.0.0.1:{rpc}"),
+        ])
+        .arg("--workload-file")
+        .arg(dir.join("workload.json"));
+    for p in peers {
+        cmd.args(["--peer", &format!("127.0.0.1:{p}")]);
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    let log = std::fs::File::create(dir.join("log")).unwrap();
+    Proc(cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap())
+}
+
+/// Runs the CLI; returns its stdout, failing the test with its stderr.
+fn cli(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "fluxnode {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn call(rpc: u16, method: &str, params: Value) -> Value {
+    chain::http::call(&format!("127.0.0.1:{rpc}"), None, method, params).unwrap()
+}
+
+fn wait(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < within,
+            "{what} did not happen within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn a_fresh_wallet_funds_starts_a_node_registers_an_app_and_sees_it_assigned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let p = |s: &str| -> PathBuf { t.join(s) };
+    let s = |p: &PathBuf| p.display().to_string();
+    let funder = keys::load_or_create(&p("funder.key")).unwrap().0;
+    let k1 = keys::load_or_create(&p("n1/node.key")).unwrap().0;
+    let (p2p1, rpc1) = (free_port(), free_port());
+    let genesis = Genesis {
+        chain_id: "wallet-flow".into(),
+        time: chain::node::now_secs(),
+        slot_secs: 1,
+        balances: vec![(keys::address(&funder), 100_000 * COIN)],
+        nodes: vec![GenesisNode {
+            owner: keys::address(&funder),
+            key: hex::encode(keys::public(&k1)),
+            tier: 1,
+            endpoint: format!("127.0.0.1:{p2p1}"),
+        }],
+        target: u64::MAX,
+        want_eligible: 3,
+        enforce_bench: false,
+        confirm_window: Some(8),
+        expire_after: Some(15),
+        reconfirm_min: Some(5),
+    };
+    std::fs::write(p("genesis.json"), serde_json::to_vec(&genesis).unwrap()).unwrap();
+    let _n1 = chain_node(
+        &p("n1"),
+        &p("genesis.json"),
+        &p("n1/node.key"),
+        p2p1,
+        rpc1,
+        &[],
+    );
+    let rpc = format!("127.0.0.1:{rpc1}");
+    wait("the first node answering", Duration::from_secs(30), || {
+        chain::http::call(&rpc, None, "getblockcount", json!([])).is_ok()
+            && p("n1/api.token").exists()
+    });
+    let token = ["--rpc", &rpc, "--token-file", &s(&p("n1/api.token"))];
+
+    // A fresh wallet, funded by the genesis wallet.
+    let me = cli(&["wallet", "new", "--wallet", &s(&p("me.key"))]);
+    assert!(me.starts_with("fx") && me.len() == 42, "{me}");
+    let mut args = vec!["tx", "transfer", &me, "1500", "--wallet"];
+    let funder_path = s(&p("funder.key"));
+    args.push(&funder_path);
+    args.extend(token);
+    cli(&args);
+    wait("the transfer", Duration::from_secs(30), || {
+        call(rpc1, "getbalance", json!([me]))["result"]["coins"] == "1500.00000000"
+    });
+    let me_path = s(&p("me.key"));
+    let bal = cli(&["wallet", "balance", "--wallet", &me_path, "--rpc", &rpc]);
+    assert!(bal.contains("1500.00000000 coins"), "{bal}");
+
+    // It starts a Cumulus node whose key it names; the node then confirms itself.
+    let k2 = keys::load_or_create(&p("n2/node.key")).unwrap().0;
+    let (p2p2, rpc2) = (free_port(), free_port());
+    let endpoint = format!("127.0.0.1:{p2p2}");
+    let k2_path = s(&p("n2/node.key"));
+    let mut args = vec![
+        "tx",
+        "node-start",
+        "--tier",
+        "cumulus",
+        "--node-key-file",
+        &k2_path,
+        "--endpoint",
+        &endpoint,
+        "--wallet",
+        &me_path,
+    ];
+    args.extend(token);
+    cli(&args);
+    let k2_hex = hex::encode(keys::public(&k2));
+    wait("the node start", Duration::from_secs(30), || {
+        call(rpc1, "getfluxnodestatus", json!([k2_hex]))["result"]["status"] == "STARTED"
+    });
+    let _n2 = chain_node(
+        &p("n2"),
+        &p("genesis.json"),
+        &p("n2/node.key"),
+        p2p2,
+        rpc2,
+        &[p2p1],
+    );
+    wait("the node's confirm", Duration::from_secs(60), || {
+        call(rpc1, "getfluxnodestatus", json!([k2_hex]))["result"]["status"] == "CONFIRMED"
+    });
+    let bal = call(rpc1, "getbalance", json!([me]))["result"]["balance"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        bal,
+        1500 * COIN - 1000 * COIN - 10_000,
+        "collateral locked, fee paid"
+    );
+
+    // It registers an app and sees it assigned to a confirmed node.
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let mut args = vec![
+        "tx",
+        "app-register",
+        "web",
+        "--image-ref",
+        "local/busybox",
+        "--digest",
+        &digest,
+        "--cpu",
+        "0.1",
+        "--ram",
+        "1M",
+        "--disk",
+        "1M",
+        "--instances",
+        "2",
+        "--expiry",
+        "500",
+        "--wallet",
+        &me_path,
+    ];
+    args.extend(token);
+    cli(&args);
+    wait("the app's assignment", Duration::from_secs(30), || {
+        call(rpc1, "getapplocation", json!(["web"]))["result"]
+            .as_array()
+            .is_some_and(|a| a.len() == 2)
+    });
+    // Both nodes now hold an instance: they stay useful (and the chain goes on) only when
+    // their reports show it running, as PID1's runtime would report it.
+    let running =
+        r#"[{"app":"web","instance":0,"running":true},{"app":"web","instance":1,"running":true}]"#;
+    std::fs::write(p("n1/workload.json"), running).unwrap();
+    std::fs::write(p("n2/workload.json"), running).unwrap();
+    let spec = call(rpc1, "getappspecs", json!(["web"]))["result"].clone();
+    assert_eq!(
+        (spec["owner"].as_str(), spec["instances"].as_u64()),
+        (Some(me.as_str()), Some(2))
+    );
+
+    // A node that is started but never runs misses its confirm window: DoS list.
+    let k3 = keys::load_or_create(&p("n3/node.key")).unwrap().0;
+    let k3_hex = hex::encode(keys::public(&k3));
+    let mut args = vec!["tx", "transfer", &me, "2000", "--wallet", &funder_path];
+    args.extend(token);
+    cli(&args);
+    wait("more funds", Duration::from_secs(30), || {
+        call(rpc1, "getbalance", json!([me]))["result"]["balance"]
+            .as_u64()
+            .unwrap()
+            > 2000 * COIN
+    });
+    let mut args = vec![
+        "tx",
+        "node-start",
+        "--node-key",
+        &k3_hex,
+        "--endpoint",
+        "127.0.0.1:1",
+        "--wallet",
+        &me_path,
+    ];
+    args.extend(token);
+    cli(&args);
+    wait("the DoS list", Duration::from_secs(60), || {
+        call(rpc1, "getfluxnodestatus", json!([k3_hex]))["result"]["status"] == "DOS"
+    });
+
+    // The second node stops (killed): without confirms it expires.
+    drop(_n2);
+    wait("the expiry", Duration::from_secs(90), || {
+        call(rpc1, "getfluxnodestatus", json!([k2_hex]))["error"]["code"] == -5
+    });
+}
