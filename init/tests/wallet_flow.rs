@@ -3,58 +3,18 @@
 //! app and sees it assigned; a node that never confirms lands on the DoS list, and one
 //! that stops confirming expires.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{chain_node, free_port, wait, BIN};
 
 use chain::genesis::{Genesis, GenesisNode};
 use chain::keys;
 use chain::tx::COIN;
 use serde_json::{json, Value};
-
-const BIN: &str = env!("CARGO_BIN_EXE_fluxnode");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn chain_node(dir: &Path, genesis: &Path, key: &Path, p2p: u16, rpc: u16, peers: &[u16]) -> Proc {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["chain", "--data"])
-        .arg(dir)
-        .arg("--genesis")
-        .arg(genesis)
-        .arg("--key")
-        .arg(key)
-        .args([
-            "--p2p",
-            &format!("127.0.0.1:{p2p}"),
-            "--rpc",
-            &format!("127.0.0.1:{rpc}"),
-        ])
-        .arg("--workload-file")
-        .arg(dir.join("workload.json"));
-    for p in peers {
-        cmd.args(["--peer", &format!("127.0.0.1:{p}")]);
-    }
-    std::fs::create_dir_all(dir).unwrap();
-    let log = std::fs::File::create(dir.join("log")).unwrap();
-    Proc(cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap())
-}
 
 /// Runs the CLI; returns its stdout, failing the test with its stderr.
 fn cli(args: &[&str]) -> String {
@@ -68,18 +28,7 @@ fn cli(args: &[&str]) -> String {
 }
 
 fn call(rpc: u16, method: &str, params: Value) -> Value {
-    chain::http::call(&format!("127.0.0.1:{rpc}"), None, method, params).unwrap()
-}
-
-fn wait(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(
-            start.elapsed() < within,
-            "{what} did not happen within {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    common::call(rpc, method, params)
 }
 
 #[test]
@@ -116,6 +65,7 @@ fn a_fresh_wallet_funds_starts_a_node_registers_an_app_and_sees_it_assigned() {
         &p("n1/node.key"),
         p2p1,
         rpc1,
+        &[],
         &[],
     );
     let rpc = format!("127.0.0.1:{rpc1}");
@@ -170,6 +120,7 @@ fn a_fresh_wallet_funds_starts_a_node_registers_an_app_and_sees_it_assigned() {
         p2p2,
         rpc2,
         &[p2p1],
+        &[],
     );
     wait("the node's confirm", Duration::from_secs(60), || {
         call(rpc1, "getfluxnodestatus", json!([k2_hex]))["result"]["status"] == "CONFIRMED"

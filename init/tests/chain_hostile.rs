@@ -1,0 +1,213 @@
+//! A hostile peer against a two-node network of real processes: a wrong genesis, garbage
+//! frames, an oversized frame, a transaction with a bad signature and blocks from the
+//! future. Each sender (its own loopback address, as bans are per address) is banned, named
+//! in the node's log, and refused when it comes back; the network keeps producing.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chain::block::{Block, Header};
+use chain::genesis::{Genesis, GenesisNode};
+use chain::keys;
+use chain::p2p::{write_frame, Conn, Hello, Limits, Msg, PROTOCOL_VERSION};
+use chain::tx::{Tx, TxBody, COIN};
+use common::{chain_node, free_port, height, wait};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpSocket;
+
+async fn connect_from(ip: &str, to: u16) -> tokio::net::TcpStream {
+    let s = TcpSocket::new_v4().unwrap();
+    s.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+    s.connect(SocketAddr::from(([127, 0, 0, 1], to)))
+        .await
+        .unwrap()
+}
+
+async fn hello_from(ip: &str, to: u16, hello: &Hello) -> Result<(Conn, Hello), String> {
+    let mut c = Conn::new(connect_from(ip, to).await, Limits::default()).unwrap();
+    let theirs = c
+        .handshake(hello, Duration::from_secs(5))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((c, theirs))
+}
+
+#[test]
+fn a_hostile_peer_is_banned_and_the_network_keeps_producing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let wallet = keys::load_or_create(&t.join("wallet.key")).unwrap().0;
+    let (pa, ra, pb, rb) = (free_port(), free_port(), free_port(), free_port());
+    let mut nodes = Vec::new();
+    for (i, p) in [pa, pb].iter().enumerate() {
+        let k = keys::load_or_create(&t.join(format!("n{i}/node.key")))
+            .unwrap()
+            .0;
+        nodes.push(GenesisNode {
+            owner: keys::address(&wallet),
+            key: hex::encode(keys::public(&k)),
+            tier: 1,
+            endpoint: format!("127.0.0.1:{p}"),
+        });
+    }
+    let genesis = Genesis {
+        chain_id: "hostile".into(),
+        time: chain::node::now_secs(),
+        slot_secs: 1,
+        balances: vec![(keys::address(&wallet), 1_000 * COIN)],
+        nodes,
+        target: u64::MAX,
+        want_eligible: 3,
+        enforce_bench: false,
+        confirm_window: None,
+        expire_after: None,
+        reconfirm_min: Some(5),
+    };
+    let gpath = t.join("genesis.json");
+    std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();
+    let _a = chain_node(
+        &t.join("n0"),
+        &gpath,
+        &t.join("n0/node.key"),
+        pa,
+        ra,
+        &[pb],
+        &[],
+    );
+    let _b = chain_node(
+        &t.join("n1"),
+        &gpath,
+        &t.join("n1/node.key"),
+        pb,
+        rb,
+        &[pa],
+        &[],
+    );
+    wait("blocks", Duration::from_secs(30), || {
+        height(ra) >= 3 && height(rb) >= 3
+    });
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let good = Hello {
+        chain_id: "hostile".into(),
+        genesis: genesis.hash(),
+        version: PROTOCOL_VERSION as u32,
+        best_height: 0,
+        best_hash: [0; 32],
+        listen_port: 0,
+    };
+    rt.block_on(async {
+        // 127.0.0.2: another genesis.
+        let wrong = Hello {
+            genesis: [7; 32],
+            ..good.clone()
+        };
+        assert!(hello_from("127.0.0.2", pa, &wrong)
+            .await
+            .unwrap_err()
+            .contains("genesis hash differs"));
+
+        // 127.0.0.3: frames that are not messages.
+        let mut s = connect_from("127.0.0.3", pa).await;
+        write_frame(&mut s, &Msg::Hello(good.clone()).encode())
+            .await
+            .unwrap();
+        for _ in 0..6 {
+            let _ = write_frame(&mut s, b"\x01\xffgarbage").await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        // 127.0.0.4: an oversized frame, twice.
+        for _ in 0..2 {
+            let mut s = connect_from("127.0.0.4", pa).await;
+            write_frame(&mut s, &Msg::Hello(good.clone()).encode())
+                .await
+                .unwrap();
+            let _ = s.write_all(&u32::MAX.to_le_bytes()).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+
+        // 127.0.0.5: a transaction whose signature does not verify.
+        let (mut c, _) = hello_from("127.0.0.5", pa, &good).await.unwrap();
+        let mut tx = Tx::signed(
+            &wallet,
+            0,
+            10_000,
+            TxBody::Transfer {
+                to: "fx00000000000000000000000000000000000000aa"
+                    .parse()
+                    .unwrap(),
+                amount: 1,
+            },
+        );
+        tx.signature[0] ^= 1;
+        let _ = c.send(&Msg::Tx(tx)).await;
+
+        // 127.0.0.6: blocks from an hour ahead.
+        let (mut c, theirs) = hello_from("127.0.0.6", pa, &good).await.unwrap();
+        let stranger = keys::load_or_create(&t.join("stranger.key")).unwrap().0;
+        for i in 0..12u64 {
+            let time = chain::node::now_secs() + 3_600 + i;
+            let mut header = Header {
+                height: theirs.best_height + 1,
+                prev: theirs.best_hash,
+                slot: time - genesis.time,
+                time,
+                producer: [0; 32],
+                tx_root: [0; 32],
+                state_digest: [0; 32],
+                signature: [0; 64],
+            };
+            header.sign(&stranger);
+            if c.send(&Msg::Block(Block {
+                header,
+                txs: vec![],
+            }))
+            .await
+            .is_err()
+            {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+
+        // Everyone is refused when they come back.
+        for ip in [
+            "127.0.0.2",
+            "127.0.0.3",
+            "127.0.0.4",
+            "127.0.0.5",
+            "127.0.0.6",
+        ] {
+            assert!(
+                hello_from(ip, pa, &good).await.is_err(),
+                "{ip} is not banned"
+            );
+        }
+    });
+    let log = std::fs::read_to_string(t.join("n0/log")).unwrap();
+    for (ip, why) in [
+        ("127.0.0.2", "genesis hash differs"),
+        ("127.0.0.3", "undecodable message"),
+        ("127.0.0.4", "frame of"),
+        ("127.0.0.5", "bad signature"),
+        ("127.0.0.6", "in the future"),
+    ] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("peer {ip}:")) && l.contains("banned for 10 min"))
+            .unwrap_or_else(|| panic!("no ban of {ip} in the log:\n{log}"));
+        assert!(line.contains(why), "{ip}: {line}");
+    }
+    let (ha, hb) = (height(ra), height(rb));
+    wait(
+        "more blocks after the attack",
+        Duration::from_secs(30),
+        || height(ra) > ha + 2 && height(rb) > hb + 2,
+    );
+}

@@ -1,0 +1,91 @@
+//! Shared by the chain process tests: free ports, `fluxnode chain` processes that are
+//! killed when dropped, JSON-RPC calls and waiting for a condition.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_fluxnode");
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A process killed (SIGKILL) and reaped when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `fluxnode chain` with its data in `dir` (its stderr appended to `dir/log`).
+pub fn chain_node(
+    dir: &Path,
+    genesis: &Path,
+    key: &Path,
+    p2p: u16,
+    rpc: u16,
+    peers: &[u16],
+    extra: &[&str],
+) -> Proc {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["chain", "--data"])
+        .arg(dir)
+        .arg("--genesis")
+        .arg(genesis)
+        .arg("--key")
+        .arg(key)
+        .args([
+            "--p2p",
+            &format!("127.0.0.1:{p2p}"),
+            "--rpc",
+            &format!("127.0.0.1:{rpc}"),
+        ])
+        .arg("--workload-file")
+        .arg(dir.join("workload.json"))
+        .args(extra);
+    for p in peers {
+        cmd.args(["--peer", &format!("127.0.0.1:{p}")]);
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("log"))
+        .unwrap();
+    Proc(cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap())
+}
+
+/// A JSON-RPC call without the token; the whole reply.
+pub fn call(rpc: u16, method: &str, params: Value) -> Value {
+    chain::http::call(&format!("127.0.0.1:{rpc}"), None, method, params).unwrap_or(Value::Null)
+}
+
+pub fn height(rpc: u16) -> u64 {
+    call(rpc, "getblockcount", serde_json::json!([]))["result"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+pub fn wait(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < within,
+            "{what} did not happen within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
