@@ -130,6 +130,7 @@ fn a_node_killed_twenty_times_during_import_always_restarts_on_a_consistent_stat
         std::thread::sleep(Duration::from_millis(600 + rng.next(1500)));
         drop(c); // SIGKILL
     }
+    eprintln!("heights at the restarts: {seen:?}");
     let _c = chain_node(
         &t.join("c"),
         &gpath,
