@@ -81,6 +81,8 @@ pub struct Shared {
     mempool: Mutex<Mempool>,
     scores: Mutex<Scores>,
     peers: Mutex<HashMap<SocketAddr, PeerHandle>>,
+    /// The highest block height asked for in the current sync round.
+    asked_to: std::sync::atomic::AtomicU64,
     cfg: NodeConfig,
 }
 
@@ -221,6 +223,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Arc<Shared>, NodeError> {
         mempool: Mutex::new(Mempool::default()),
         scores: Mutex::new(Scores::new(ScoreConfig::default())),
         peers: Mutex::new(HashMap::new()),
+        asked_to: std::sync::atomic::AtomicU64::new(0),
         cfg,
     });
     let s = shared.clone();

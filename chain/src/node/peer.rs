@@ -44,7 +44,7 @@ pub async fn listen(s: Arc<Shared>, listener: TcpListener) {
         if banned || full {
             continue;
         }
-        if let Ok(conn) = Conn::new(stream, Limits::default()) {
+        if let Ok(conn) = Conn::new(stream, limits()) {
             tokio::spawn(run(s.clone(), conn));
         }
     }
@@ -56,7 +56,7 @@ pub async fn dial(s: Arc<Shared>, addr: SocketAddr) {
         let connected = lock(&s.peers).contains_key(&addr);
         let banned = lock(&s.scores).is_banned(addr.ip(), Instant::now());
         if !connected && !banned {
-            if let Ok(conn) = Conn::connect(addr, Limits::default(), HANDSHAKE).await {
+            if let Ok(conn) = Conn::connect(addr, limits(), HANDSHAKE).await {
                 run(s.clone(), conn).await;
             }
         }
@@ -279,6 +279,9 @@ fn on_headers(
             .best_height
             .max(headers.last().map(|h| h.height).unwrap_or(0));
     }
+    if let Some(top) = heights.last() {
+        s.asked_to.store(*top, std::sync::atomic::Ordering::Relaxed);
+    }
     reply(s, key, Msg::GetBlocks(BlockIds::Heights(heights)));
     true
 }
@@ -292,6 +295,20 @@ fn on_block(s: &Shared, key: SocketAddr, peer: SocketAddr, block: crate::block::
         Ok(true) => {
             debug!("block {height} from peer {peer}");
             s.broadcast(&Msg::Block(block), Some(key));
+            // The last block of a sync batch: ask for the next one now, not at the next tick.
+            let ahead = lock(&s.peers)
+                .get(&key)
+                .is_some_and(|p| p.best_height > height);
+            if ahead && s.asked_to.load(std::sync::atomic::Ordering::Relaxed) == height {
+                reply(
+                    s,
+                    key,
+                    Msg::GetHeaders {
+                        from_height: height + 1,
+                        max: HEADERS_PER_ASK,
+                    },
+                );
+            }
             true
         }
         Ok(false) => true,
@@ -312,11 +329,29 @@ fn on_block(s: &Shared, key: SocketAddr, peer: SocketAddr, block: crate::block::
     }
 }
 
+/// Per-peer limits: a sync batch is up to 64 blocks plus headers in a burst, so the message
+/// rate is higher than `p2p`'s default (which would take a fast sync for a flood).
+pub fn limits() -> Limits {
+    Limits {
+        msgs_per_sec: 1_000,
+        burst: 2_000,
+        ..Limits::default()
+    }
+}
+
 /// Every half second, asks the best peer that is ahead of us for the headers after our tip.
 pub async fn sync_loop(s: Arc<Shared>) {
+    let mut last = 0;
     loop {
         tokio::time::sleep(SYNC_EVERY).await;
         let height = lock(&s.ledger).height();
+        // A batch is arriving (the height moved since the last tick): let it finish.
+        let inflight =
+            s.asked_to.load(std::sync::atomic::Ordering::Relaxed) > height && height != last;
+        last = height;
+        if inflight {
+            continue;
+        }
         let best = lock(&s.peers)
             .iter()
             .filter(|(_, p)| p.best_height > height)
