@@ -6,6 +6,7 @@
 
 pub mod address;
 pub mod assign;
+pub mod attest;
 pub mod block;
 pub mod consensus;
 pub mod encode;

@@ -153,14 +153,24 @@ impl State {
                     }
                     _ => {}
                 }
-                if p.enforce_bench && bench_tier.is_none_or(|b| b < node.tier) {
-                    return Err(TxError::Node(
-                        id,
-                        format!(
-                            "benchmark tier {bench_tier:?} does not cover {:?}",
-                            node.tier
-                        ),
-                    ));
+                if p.enforce_bench {
+                    let TxBody::NodeConfirm { bench_report, .. } = &tx.body else {
+                        unreachable!("matched above")
+                    };
+                    let proven = crate::attest::verify_report(bench_report, &tx.signer)
+                        .map_err(|e| TxError::Node(id.clone(), e))?;
+                    if proven != *bench_tier {
+                        return Err(TxError::Node(
+                            id,
+                            format!("claims tier {bench_tier:?}, its report says {proven:?}"),
+                        ));
+                    }
+                    if proven.is_none_or(|b| b < node.tier) {
+                        return Err(TxError::Node(
+                            id,
+                            format!("benchmark tier {proven:?} does not cover {:?}", node.tier),
+                        ));
+                    }
                 }
                 0
             }
@@ -680,7 +690,7 @@ mod tests {
     }
 
     #[test]
-    fn the_benchmark_must_cover_the_tier_when_enforced() {
+    fn the_benchmark_must_be_the_nodes_signed_report_and_cover_its_tier_when_enforced() {
         let mut w = World::new();
         w.p.enforce_bench = true;
         w.p.collateral[1] = 10 * COIN;
@@ -690,8 +700,33 @@ mod tests {
             endpoint: "x".into(),
         };
         w.send(false, body, 0).unwrap();
-        let e = w.confirm(1).unwrap_err().to_string();
+        let confirm = |w: &mut World, claimed: Option<Tier>, report: Vec<u8>| {
+            let body = TxBody::NodeConfirm {
+                bench_tier: claimed,
+                bench_report: report,
+                workload: vec![],
+            };
+            w.send(true, body, 1)
+        };
+        let e = confirm(&mut w, Some(Tier::Nimbus), vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("benchmark report"), "no report: {e}");
+        let cumulus = crate::attest::tests::report(Some("cumulus"), &w.node);
+        let e = confirm(&mut w, Some(Tier::Nimbus), cumulus.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("its report says Some(Cumulus)"), "{e}");
+        let e = confirm(&mut w, Some(Tier::Cumulus), cumulus)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not cover Nimbus"), "{e}");
+        let other = key();
+        let foreign = crate::attest::tests::report(Some("stratus"), &other);
+        assert!(confirm(&mut w, Some(Tier::Stratus), foreign).is_err());
+        let stratus = crate::attest::tests::report(Some("stratus"), &w.node);
+        confirm(&mut w, Some(Tier::Stratus), stratus).unwrap();
+        assert_eq!(w.s.nodes[&pk(&w.node)].bench_tier, Some(Tier::Stratus));
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct ChainArgs {
     /// Rebuild the state from the stored blocks before starting.
     #[arg(long)]
     reindex: bool,
+    /// The signed benchmark report sent with confirms.
+    #[arg(long, default_value = "/data/bench/latest.json")]
+    bench_report: PathBuf,
     /// Take workload reports from this JSON file ([{"app":..,"instance":..,"running":..}])
     /// instead of PID1's control socket (tests).
     #[arg(long)]
@@ -112,6 +115,30 @@ impl Workload for FileWorkload {
                     .collect()
             })
             .unwrap_or_default()
+    }
+}
+
+/// The node's benchmark: the tier its signed report gives, and the report's bytes (none
+/// when there is no valid report; a chain that enforces attestations then refuses its
+/// confirms, naming why).
+fn bench(path: &Path) -> (Option<chain::tx::Tier>, Vec<u8>) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return (None, Vec::new());
+    };
+    match runtime::bench::report::verify(&text) {
+        Ok(signed) => {
+            use runtime::bench::tier::Tier as T;
+            let tier = signed.report.verdict.tier.map(|t| match t {
+                T::Cumulus => chain::tx::Tier::Cumulus,
+                T::Nimbus => chain::tx::Tier::Nimbus,
+                T::Stratus => chain::tx::Tier::Stratus,
+            });
+            (tier, text.into_bytes())
+        }
+        Err(e) => {
+            tracing::warn!("benchmark report {}: {e}; confirms carry none", path.display());
+            (None, Vec::new())
+        }
     }
 }
 
@@ -196,6 +223,7 @@ pub fn run(a: ChainArgs) -> Result<()> {
         let l = store.reindex(genesis.clone())?;
         tracing::info!("reindexed to height {}", l.height());
     }
+    let (bench_tier, bench_report) = bench(&a.bench_report);
     let workload: Arc<dyn Workload> = match &a.workload_file {
         Some(f) => Arc::new(FileWorkload(f.clone())),
         None => Arc::new(ControlWorkload),
@@ -211,8 +239,8 @@ pub fn run(a: ChainArgs) -> Result<()> {
         max_peers: a.max_peers,
         produce: !a.no_produce,
         workload,
-        bench_tier: None,
-        bench_report: Vec::new(),
+        bench_tier,
+        bench_report,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
