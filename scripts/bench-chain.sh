@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The chain's throughput on this host (chain/src/bin/fluxnode-bench-chain.rs says how each is
+# measured): ring's Ed25519 verification rate on one core, the import rate of blocks full of
+# transfers (decode + Ledger::apply + sled commit, and apply alone), their ratio (the goal is
+# at least 0.7: every transfer needs one signature check, so verification is the ceiling),
+# and the time for an empty node to sync 10,000 blocks from a peer over 127.0.0.1.
+# Extra arguments go to the driver (--help lists them), e.g. --rounds 9 or --sync-blocks 0.
+#
+# To see where import time goes beyond the driver's own breakdown:
+#   perf record -g target/release/fluxnode-bench-chain --sync-blocks 0
+source "$(dirname "$0")/common.sh"
+driver="$TARGET_DIR/release/fluxnode-bench-chain"
+say "building fluxnode-bench-chain (feature bench)"
+cargo_release -q -p fluxnode-chain --features bench --bin fluxnode-bench-chain
+out="$(mktemp)"
+trap 'rm -f "$out"' EXIT
+"$driver" "$@" | tee "$out"
+result() { awk -v k="$1" '$1 == "RESULT" && $2 == k { print $3 }' "$out"; }
+verify="$(result verify_per_sec)"
+import="$(result import_tx_per_sec)"
+ratio="$(result ratio)"
+[ -n "$ratio" ] || { echo "error: the driver printed no ratio" >&2; exit 1; }
+echo
+echo "Ed25519 verify (ring, one core): $verify /s"
+echo "import (decode + apply + commit): $import tx/s"
+echo "ratio import / verify: $ratio (apply alone: $(result ratio_apply))"
+if awk -v r="$ratio" 'BEGIN { exit !(r >= 0.7) }'; then
+  echo "goal ratio >= 0.7: met"
+else
+  echo "goal ratio >= 0.7: NOT met"
+fi
+if [ -n "$(result sync_secs)" ]; then
+  echo "sync of $(result sync_blocks) blocks over loopback: $(result sync_secs) s"
+fi
