@@ -136,7 +136,10 @@ fn bench(path: &Path) -> (Option<chain::tx::Tier>, Vec<u8>) {
             (tier, text.into_bytes())
         }
         Err(e) => {
-            tracing::warn!("benchmark report {}: {e}; confirms carry none", path.display());
+            tracing::warn!(
+                "benchmark report {}: {e}; confirms carry none",
+                path.display()
+            );
             (None, Vec::new())
         }
     }
