@@ -30,5 +30,6 @@ else
   echo "goal ratio >= 0.7: NOT met"
 fi
 if [ -n "$(result sync_secs)" ]; then
-  echo "sync of $(result sync_blocks) blocks over loopback: $(result sync_secs) s"
+  echo "sync of $(result sync_blocks) blocks over loopback: $(result sync_secs) s" \
+    "(B's height stood still for at most $(result sync_longest_stall_secs) s)"
 fi

@@ -13,7 +13,8 @@
 //! 3. **Sync**: `--sync-blocks` empty blocks are produced into node A's sled store; then A
 //!    and an empty node B (each `chain::node::start` on its own thread and current-thread
 //!    tokio runtime, neither producing, B with A as its only peer) run over 127.0.0.1, and
-//!    the time until B's `getblockcount` reaches the tip is measured.
+//!    the time until B's `getblockcount` reaches the tip is measured, with the longest time
+//!    B's height stood still (a peer ban shows there; the nodes' warnings go to stderr).
 //!
 //! Prints a table, then one `RESULT <name> <value> <unit>` line per figure.
 
@@ -58,6 +59,9 @@ struct Args {
     /// Where the sled stores go (default: a temporary directory, removed afterwards).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// The nodes' log lines of this level and above go to stderr (error, warn, info, debug).
+    #[arg(long, default_value = "warn")]
+    log: tracing::Level,
 }
 
 /// The fee of every benchmark transfer (the minimum).
@@ -466,6 +470,9 @@ struct Sync {
     blocks: u64,
     store_secs: f64,
     secs: f64,
+    /// The longest time B's height stood still, and its height then.
+    stall_secs: f64,
+    stall_at: u64,
 }
 
 fn sync(args: &Args, work: &Path) -> Result<Sync> {
@@ -503,16 +510,25 @@ fn sync(args: &Args, work: &Path) -> Result<Sync> {
     let t = Instant::now();
     let (node_b, _) = run_node(dir_b, g, vec![a_p2p], 2)?;
     let deadline = Duration::from_secs(args.sync_timeout_secs);
+    // The longest time B's height stood still, and where (a peer ban shows up here).
+    let (mut last_h, mut last_move, mut stall) = (0, Instant::now(), (Duration::ZERO, 0));
     let result = loop {
         let h = node_b.call("getblockcount")?.as_u64().unwrap_or(0);
         b.set_position(h);
+        if h != last_h {
+            (last_h, last_move) = (h, Instant::now());
+        } else if last_move.elapsed() > stall.0 {
+            stall = (last_move.elapsed(), h);
+        }
         if h >= n {
             break Ok(t.elapsed().as_secs_f64());
         }
         if t.elapsed() > deadline {
             break Err(anyhow::anyhow!(
-                "node B reached only height {h} of {n} in {}s",
-                deadline.as_secs()
+                "node B reached only height {h} of {n} in {}s (it stood still at {} for {:.1} s)",
+                deadline.as_secs(),
+                stall.1,
+                stall.0.as_secs_f64()
             ));
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -527,11 +543,17 @@ fn sync(args: &Args, work: &Path) -> Result<Sync> {
         blocks: n,
         store_secs,
         secs,
+        stall_secs: stall.0.as_secs_f64(),
+        stall_at: stall.1,
     })
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_max_level(args.log)
+        .with_writer(std::io::stderr)
+        .init();
     ensure!(
         args.rounds > 0 && args.blocks > 0 && args.txs_per_block > 0,
         "counts must be at least 1"
@@ -589,6 +611,10 @@ fn main() -> Result<()> {
             s.blocks as f64 / s.secs,
             s.store_secs
         );
+        println!(
+            "  B's height stood still for at most {:.1} s (at height {})",
+            s.stall_secs, s.stall_at
+        );
         Some(s)
     } else {
         None
@@ -606,6 +632,7 @@ fn main() -> Result<()> {
     if let Some(s) = synced {
         println!("RESULT sync_blocks {} blocks", s.blocks);
         println!("RESULT sync_secs {:.2} s", s.secs);
+        println!("RESULT sync_longest_stall_secs {:.2} s", s.stall_secs);
     }
     Ok(())
 }
