@@ -4,7 +4,8 @@
 //! that arrives in small chunks with a `Pending` between any two, each read dropped at a
 //! `Pending` or not (the reader claims to be cancel-safe); the frames it returns must be
 //! exactly those a plain parse of the stream finds, and each frame's body is decoded as a
-//! message too.
+//! message too; `read_frame` on the bytes as a plain in-memory reader must find the first
+//! of those frames.
 //!
 //! The last input byte steers the stream: bits 0-3 the chunk size less one, bit 4 whether
 //! reads are dropped at a `Pending`, bit 5 a frame limit of 256 bytes instead of 4 MiB.
@@ -15,7 +16,7 @@ use std::io;
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll, Waker};
 
-use chain::p2p::{FrameError, FrameReader, Msg, MAX_FRAME};
+use chain::p2p::{read_frame, FrameError, FrameReader, Msg, MAX_FRAME};
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -109,6 +110,34 @@ fn parse(mut stream: &[u8], max: usize) -> Vec<Read> {
     }
 }
 
+/// A frame read's result, and whether the stream can go on after it.
+fn classify(result: Result<Vec<u8>, FrameError>, max: usize) -> (Read, bool) {
+    match result {
+        Ok(body) => (Read::Frame(body), true),
+        Err(e @ FrameError::Empty) => {
+            assert!(e.in_sync());
+            (Read::Empty, true)
+        }
+        Err(FrameError::TooLarge { len, max: m }) => {
+            assert_eq!(m, max);
+            (Read::TooLarge(len), false)
+        }
+        Err(FrameError::Closed) => (Read::Closed, false),
+        Err(FrameError::Truncated { got, want }) => (Read::Truncated { got, want }, false),
+        Err(FrameError::Io(e)) => panic!("an in-memory stream failed: {e}"),
+    }
+}
+
+/// The first frame `read_frame` reads from `stream` as a plain in-memory reader.
+fn read_first(mut stream: &[u8], max: usize) -> Read {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut fut = pin!(read_frame(&mut stream, max));
+    match fut.as_mut().poll(&mut cx) {
+        Poll::Ready(r) => classify(r, max).0,
+        Poll::Pending => panic!("read_frame on bytes in memory is pending"),
+    }
+}
+
 /// The frames `FrameReader` reads from `stream`, up to the first error that ends it.
 fn read_all(stream: &[u8], chunk: usize, cancel: bool, max: usize) -> Vec<Read> {
     let mut cx = Context::from_waker(Waker::noop());
@@ -133,20 +162,7 @@ fn read_all(stream: &[u8], chunk: usize, cancel: bool, max: usize) -> Vec<Read> 
                 }
             }
         };
-        let (read, go_on) = match result {
-            Ok(body) => (Read::Frame(body), true),
-            Err(e @ FrameError::Empty) => {
-                assert!(e.in_sync());
-                (Read::Empty, true)
-            }
-            Err(FrameError::TooLarge { len, max: m }) => {
-                assert_eq!(m, max);
-                (Read::TooLarge(len), false)
-            }
-            Err(FrameError::Closed) => (Read::Closed, false),
-            Err(FrameError::Truncated { got, want }) => (Read::Truncated { got, want }, false),
-            Err(FrameError::Io(e)) => panic!("an in-memory stream failed: {e}"),
-        };
+        let (read, go_on) = classify(result, max);
         out.push(read);
         if !go_on {
             return out;
@@ -161,6 +177,11 @@ fuzz_target!(|data: &[u8]| {
     let cancel = ctl & 0x10 != 0;
     let max = if ctl & 0x20 != 0 { 256 } else { MAX_FRAME };
     let got = read_all(data, chunk, cancel, max);
+    assert_eq!(
+        read_first(data, max),
+        got[0],
+        "read_frame disagrees with FrameReader"
+    );
     assert_eq!(
         got,
         parse(data, max),
