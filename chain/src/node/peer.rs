@@ -269,28 +269,20 @@ fn on_headers(
             return true;
         }
     }
+    let heights: Vec<u64> = headers[split..]
+        .iter()
+        .take(BLOCKS_PER_ASK)
+        .map(|h| h.height)
+        .collect();
     if let Some(p) = lock(&s.peers).get_mut(&key) {
         p.best_height = p
             .best_height
             .max(headers.last().map(|h| h.height).unwrap_or(0));
     }
-    // One batch in flight at a time: blocks already asked for are not asked for again
-    // (duplicate answers would only cost both sides, and trip the rate limit).
-    let asked = s.asked_to.load(std::sync::atomic::Ordering::Relaxed);
-    let height = lock(&s.ledger).height();
-    let heights: Vec<u64> = headers[split..]
-        .iter()
-        .map(|h| h.height)
-        .filter(|h| asked <= height || *h > asked)
-        .take(BLOCKS_PER_ASK)
-        .collect();
-    if asked > height && heights.first().is_some_and(|h| *h > height + 1) {
-        return true;
-    }
     if let Some(top) = heights.last() {
         s.asked_to.store(*top, std::sync::atomic::Ordering::Relaxed);
-        reply(s, key, Msg::GetBlocks(BlockIds::Heights(heights)));
     }
+    reply(s, key, Msg::GetBlocks(BlockIds::Heights(heights)));
     true
 }
 
@@ -341,8 +333,8 @@ fn on_block(s: &Shared, key: SocketAddr, peer: SocketAddr, block: crate::block::
 /// rate is higher than `p2p`'s default (which would take a fast sync for a flood).
 pub fn limits() -> Limits {
     Limits {
-        msgs_per_sec: 2_000,
-        burst: 4_000,
+        msgs_per_sec: 1_000,
+        burst: 2_000,
         ..Limits::default()
     }
 }
@@ -353,17 +345,12 @@ pub async fn sync_loop(s: Arc<Shared>) {
     loop {
         tokio::time::sleep(SYNC_EVERY).await;
         let height = lock(&s.ledger).height();
-        // A batch is arriving (the height moved since the last tick): let it finish. One
-        // that stalled (lost, or its peer went) is forgotten, so it is asked for again.
-        let asked = s.asked_to.load(std::sync::atomic::Ordering::Relaxed);
-        let moving = height != last;
+        // A batch is arriving (the height moved since the last tick): let it finish.
+        let inflight =
+            s.asked_to.load(std::sync::atomic::Ordering::Relaxed) > height && height != last;
         last = height;
-        if asked > height {
-            if moving {
-                continue;
-            }
-            s.asked_to
-                .store(height, std::sync::atomic::Ordering::Relaxed);
+        if inflight {
+            continue;
         }
         let best = lock(&s.peers)
             .iter()
