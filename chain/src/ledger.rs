@@ -265,8 +265,10 @@ impl Ledger {
     ) -> Result<Block, BlockError> {
         use ring::signature::KeyPair;
         let producer: PublicKey = key.public_key().as_ref().try_into().expect("32 bytes");
-        let mut by_fee: Vec<&Tx> = mempool.iter().collect();
-        by_fee.sort_by_key(|t| (std::cmp::Reverse(t.fee), t.nonce, t.id()));
+        // Each id is hashed once (ids were recomputed per pair before: quadratic hashing).
+        let mut by_fee: Vec<(&Tx, Hash)> = mempool.iter().map(|t| (t, t.id())).collect();
+        by_fee.sort_by_key(|(t, id)| (std::cmp::Reverse(t.fee), t.nonce, *id));
+        let mut taken = std::collections::HashSet::new();
         // Passes in fee order until nothing more applies (a later nonce may need an
         // earlier one first), within the count and byte limits.
         let mut chosen: Vec<Tx> = Vec::new();
@@ -275,8 +277,8 @@ impl Ledger {
         let height = self.tip.height + 1;
         loop {
             let mut progress = false;
-            for tx in &by_fee {
-                if chosen.len() >= max_txs || chosen.iter().any(|c| c.id() == tx.id()) {
+            for (tx, id) in &by_fee {
+                if chosen.len() >= max_txs || taken.contains(id) {
                     continue;
                 }
                 let size = tx.encode().len() + 4;
@@ -284,6 +286,7 @@ impl Ledger {
                     continue;
                 }
                 if trial.apply(tx, height, &self.params).is_ok() {
+                    taken.insert(*id);
                     chosen.push((*tx).clone());
                     bytes += size;
                     progress = true;

@@ -63,14 +63,26 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
-            // Every block is flushed by `write`; no background flusher thread (it would
-            // also keep the database locked for a while after the store is dropped).
-            .flush_every_ms(None)
-            .open()
-            .map_err(sled_err)?;
+            // Every block is flushed by `write`; no background flusher thread.
+            .flush_every_ms(None);
+        // sled's own threads may hold the file lock for a moment after a store is dropped
+        // (a restart in the same process): wait up to 2 s for it.
+        let mut tries = 0;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock") && tries < 100 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(sled_err(e)),
+            }
+        };
         let tree = |name: &str| db.open_tree(name).map_err(sled_err);
         Ok(Store {
             blocks: tree("blocks")?,
