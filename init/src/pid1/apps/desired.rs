@@ -25,7 +25,10 @@ pub fn save(path: &Path, apps: &[AppSpec]) -> Result<(), String> {
             fs::create_dir_all(dir)?;
         }
         let mut f = fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(apps).expect("app specs serialize"))?;
+        // PID1 never panics: a serialization failure (none is possible for these types)
+        // is an I/O error like any other.
+        let bytes = serde_json::to_vec_pretty(apps).map_err(std::io::Error::other)?;
+        f.write_all(&bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
         if let Some(dir) = path.parent() {
