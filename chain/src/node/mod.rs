@@ -4,6 +4,7 @@
 //! JSON-RPC over HTTP. Everything shared sits in `Shared` behind short locks; every network
 //! input is bounded (see `p2p`) and checked before use.
 
+mod outbox;
 mod peer;
 mod produce;
 
@@ -15,13 +16,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ring::signature::Ed25519KeyPair;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use tracing::info;
 
 use crate::block::Block;
 use crate::genesis::Genesis;
 use crate::ledger::Ledger;
 use crate::mempool::Mempool;
+use outbox::PeerHandle;
+
 use crate::p2p::{Hello, Msg, ScoreConfig, Scores, PROTOCOL_VERSION};
 use crate::rpc::Rpc;
 use crate::store::{Store, StoreError};
@@ -68,11 +70,6 @@ pub struct NodeConfig {
     /// The tier of this node's benchmark, and its signed report, sent with its confirms.
     pub bench_tier: Option<crate::tx::Tier>,
     pub bench_report: Vec<u8>,
-}
-
-struct PeerHandle {
-    best_height: u64,
-    tx: mpsc::Sender<Msg>,
 }
 
 pub struct Shared {
@@ -147,9 +144,12 @@ impl Shared {
 
     /// Sends `msg` to every peer but `except`.
     fn broadcast(&self, msg: &Msg, except: Option<SocketAddr>) {
+        let Some(body) = outbox::encode(msg) else {
+            return;
+        };
         for (addr, p) in lock(&self.peers).iter() {
-            if Some(*addr) != except {
-                let _ = p.tx.try_send(msg.clone());
+            if Some(*addr) != except && !p.push(&body, msg.solicits()) {
+                tracing::debug!("peer {addr}: queue full, a {} dropped", msg.name());
             }
         }
     }

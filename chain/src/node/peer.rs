@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::{lock, PeerHandle, Shared};
+use super::outbox::PeerHandle;
+use super::{lock, Shared};
 use crate::p2p::{BlockIds, Conn, ConnError, Limits, Misbehaviour, Msg};
 
 const HANDSHAKE: Duration = Duration::from_secs(10);
@@ -84,29 +84,17 @@ async fn run(s: Arc<Shared>, mut conn: Conn) {
     } else {
         peer
     };
-    let (tx, mut rx) = mpsc::channel::<Msg>(256);
+    let (handle, outbox) = PeerHandle::new(hello.best_height, conn.solicited());
     {
         let mut peers = lock(&s.peers);
         if peers.contains_key(&key) || peers.len() >= s.cfg.max_peers {
             return;
         }
-        peers.insert(
-            key,
-            PeerHandle {
-                best_height: hello.best_height,
-                tx,
-            },
-        );
+        peers.insert(key, handle);
     }
     info!("peer {peer} connected (height {})", hello.best_height);
-    let (mut reader, mut writer) = conn.into_split();
-    let sender = tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            if writer.send(&m).await.is_err() {
-                break;
-            }
-        }
-    });
+    let (mut reader, writer) = conn.into_split();
+    let sender = tokio::spawn(outbox.run(writer));
     loop {
         match reader.recv(IDLE).await {
             Ok(msg) => {
@@ -136,7 +124,9 @@ fn fail(s: &Shared, peer: SocketAddr, e: &ConnError) -> bool {
 
 fn reply(s: &Shared, key: SocketAddr, m: Msg) {
     if let Some(p) = lock(&s.peers).get(&key) {
-        let _ = p.tx.try_send(m);
+        if !p.send(&m) {
+            debug!("peer {key}: queue full, a {} dropped", m.name());
+        }
     }
 }
 

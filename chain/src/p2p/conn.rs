@@ -5,13 +5,15 @@
 //! loses nothing. Errors name the peer, and say which misbehaviour (if any) to score.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 use super::frame::{write_frame, FrameError, FrameReader, MAX_FRAME};
-use super::msg::{Hello, Msg, PROTOCOL_VERSION};
+use super::msg::{is_reply, Hello, Msg, PROTOCOL_VERSION};
 use super::score::{human, Misbehaviour};
 use crate::encode::DecodeError;
 
@@ -20,6 +22,37 @@ pub const MAX_HELLO_FRAME: usize = 1024;
 
 /// What a `Mismatch` names when only the protocol version differs (not an offence).
 const VERSION: &str = "protocol version";
+
+/// The most replies that may be owed to us at once (requests beyond it get no credit).
+pub const MAX_SOLICITED: u32 = 4096;
+
+/// Replies we asked a peer for and have not had yet. Headers and blocks that answer our
+/// requests use this credit instead of the rate limit, so a fast sync is not a flood;
+/// anything unasked for still counts against the bucket.
+#[derive(Debug, Clone, Default)]
+pub struct Solicited(Arc<AtomicU32>);
+
+impl Solicited {
+    /// Records a request for `n` replies (capped at `MAX_SOLICITED` owed).
+    pub fn asked(&self, n: u32) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                Some(c.saturating_add(n).min(MAX_SOLICITED))
+            });
+    }
+
+    /// Takes one credit; false when none is left.
+    fn take(&self) -> bool {
+        self.0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1))
+            .is_ok()
+    }
+
+    pub fn owed(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// Per-peer limits.
 #[derive(Debug, Clone)]
@@ -162,6 +195,7 @@ pub struct ConnReader {
     frames: FrameReader,
     limits: Limits,
     bucket: Bucket,
+    solicited: Solicited,
 }
 
 /// The sending half of a connection.
@@ -188,7 +222,8 @@ impl ConnReader {
         ConnError::new(self.peer, kind)
     }
 
-    /// The next frame of at most `max` bytes, counted against the rate limit.
+    /// The next frame of at most `max` bytes, counted against the rate limit unless it is
+    /// a reply we asked for.
     async fn frame(&mut self, max: usize, timeout: Duration) -> Result<Vec<u8>, ConnError> {
         let read = self.frames.read(&mut self.half, max);
         let body = match tokio::time::timeout(timeout, read).await {
@@ -200,7 +235,8 @@ impl ConnReader {
                 }))
             }
         };
-        if !self.bucket.take(Instant::now()) {
+        let asked_for = is_reply(&body) && self.solicited.take();
+        if !asked_for && !self.bucket.take(Instant::now()) {
             return Err(self.err(ConnErrorKind::Flood {
                 rate: self.limits.msgs_per_sec,
                 burst: self.limits.burst,
@@ -261,11 +297,15 @@ impl ConnWriter {
     /// Sends one message, taking at most the send timeout. After an error other than
     /// `Unsendable` the connection is unusable.
     pub async fn send(&mut self, msg: &Msg) -> Result<(), ConnError> {
-        let peer = self.peer;
         msg.check()
-            .map_err(|why| ConnError::new(peer, ConnErrorKind::Unsendable(why)))?;
-        let body = msg.encode();
-        match tokio::time::timeout(self.send_timeout, write_frame(&mut self.half, &body)).await {
+            .map_err(|why| ConnError::new(self.peer, ConnErrorKind::Unsendable(why)))?;
+        self.send_body(&msg.encode()).await
+    }
+
+    /// Sends one message already encoded (and checked) by the caller.
+    pub async fn send_body(&mut self, body: &[u8]) -> Result<(), ConnError> {
+        let peer = self.peer;
+        match tokio::time::timeout(self.send_timeout, write_frame(&mut self.half, body)).await {
             Ok(r) => r.map_err(|e| ConnError::new(peer, e)),
             Err(_) => Err(ConnError::new(
                 peer,
@@ -296,6 +336,7 @@ impl Conn {
                 frames: FrameReader::new(),
                 bucket: Bucket::new(limits.msgs_per_sec, limits.burst, Instant::now()),
                 limits,
+                solicited: Solicited::default(),
             },
         })
     }
@@ -324,6 +365,11 @@ impl Conn {
 
     pub fn peer(&self) -> SocketAddr {
         self.reader.peer
+    }
+
+    /// The credit of replies we asked this peer for (see [`Solicited`]).
+    pub fn solicited(&self) -> Solicited {
+        self.reader.solicited.clone()
     }
 
     /// Sends our `Hello` and reads the peer's within `timeout`; refuses a peer on another

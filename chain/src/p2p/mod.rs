@@ -10,9 +10,9 @@ pub mod score;
 #[cfg(test)]
 mod tests;
 
-pub use conn::{Conn, ConnError, ConnErrorKind, ConnReader, ConnWriter, Limits};
+pub use conn::{Conn, ConnError, ConnErrorKind, ConnReader, ConnWriter, Limits, Solicited};
 pub use frame::{read_frame, write_frame, FrameError, FrameReader, MAX_FRAME};
-pub use msg::{BlockIds, Hello, Msg, PROTOCOL_VERSION};
+pub use msg::{is_reply, BlockIds, Hello, Msg, PROTOCOL_VERSION};
 pub use score::{Ban, Misbehaviour, ScoreConfig, Scores};
 
 /// The port peers listen on.

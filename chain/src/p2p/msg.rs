@@ -78,7 +78,23 @@ fn inner<T>(
     })
 }
 
+/// Whether an encoded message is a reply to a request (headers or a block): those may
+/// arrive faster than the rate limit while we asked for them.
+pub fn is_reply(body: &[u8]) -> bool {
+    matches!(body.get(1), Some(&HEADERS) | Some(&BLOCK))
+}
+
 impl Msg {
+    /// How many reply messages this request asks for (0 for anything but a request).
+    pub fn solicits(&self) -> u32 {
+        match self {
+            Msg::GetHeaders { .. } => 1,
+            Msg::GetBlocks(BlockIds::Heights(v)) => v.len() as u32,
+            Msg::GetBlocks(BlockIds::Hashes(v)) => v.len() as u32,
+            _ => 0,
+        }
+    }
+
     /// The message's name, for logs.
     pub fn name(&self) -> &'static str {
         match self {

@@ -249,6 +249,36 @@ async fn a_flood_trips_the_rate_limit() {
 }
 
 #[tokio::test]
+async fn replies_we_asked_for_pass_the_rate_limit_but_no_more_than_we_asked() {
+    let limits = Limits {
+        msgs_per_sec: 1,
+        burst: 5,
+        ..Limits::default()
+    };
+    let (mut c, mut raw, addr) = conn_and_raw(limits).await;
+    // We asked for 40 headers replies (as a sync does); 40 arrive at once, then the
+    // peer sends 10 more nobody asked for.
+    c.solicited().asked(40);
+    let wire: Vec<u8> = (0..50)
+        .flat_map(|i| framed(&Msg::Headers(vec![header(i)]).encode()))
+        .collect();
+    raw.write_all(&wire).await.unwrap();
+    let mut got = 0;
+    let e = loop {
+        match c.recv(T).await {
+            Ok(_) => got += 1,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(c.solicited().owed(), 0);
+    assert!(
+        (45..50).contains(&got),
+        "the 40 asked for and the burst of 5 pass: {got}"
+    );
+    assert_eq!(e.misbehaviour(), Some(Misbehaviour::Flood), "{e} ({addr})");
+}
+
+#[tokio::test]
 async fn offences_over_a_connection_add_up_to_a_ban_that_expires() {
     let (mut c, mut raw, addr) = conn_and_raw(Limits::default()).await;
     let mut wire = Vec::new();
