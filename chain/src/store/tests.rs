@@ -94,3 +94,16 @@ fn a_store_of_another_chain_is_refused_by_name() {
     let e = Store::open(dir.path()).unwrap().load(other).unwrap_err();
     assert!(e.to_string().contains("made for genesis"), "{e}");
 }
+
+#[test]
+fn a_store_in_the_old_five_tree_layout_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("blocks").unwrap().insert(b"x", b"y").unwrap();
+        db.flush().unwrap();
+    }
+    let e = Store::open(dir.path()).err().unwrap().to_string();
+    assert!(e.contains("older fluxnode"), "{e}");
+    assert!(e.contains(&dir.path().display().to_string()), "{e}");
+}
