@@ -16,6 +16,7 @@ pub mod pe;
 pub mod pipeline;
 pub mod rootfs;
 pub mod uki;
+pub mod update;
 
 pub use error::{Error, Result};
 

@@ -1,6 +1,6 @@
 //! `fluxnode-image`: builds the kernel, initramfs, UKI and GPT disk image on a build host.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -8,6 +8,8 @@ use image::artifact::Artifact;
 use image::disk::{parse_size, DiskSpec};
 use image::kernel::{Flavor, KernelBuild};
 use image::pipeline::{self, ImageInputs};
+use image::update::keys::{self, ReleaseKeys};
+use image::update::{bundle, version::Version};
 use image::{rootfs, uki};
 
 #[derive(Parser)]
@@ -39,6 +41,11 @@ enum Command {
         init: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        #[arg(long, default_value = image::VERSION, value_parser = version)]
+        version: String,
+        /// Release keys files the node trusts for updates (repeatable).
+        #[arg(long)]
+        release_keys: Vec<PathBuf>,
     },
     /// Wrap kernel, initramfs and command line into a unified kernel image.
     Uki {
@@ -52,6 +59,9 @@ enum Command {
         cmdline: String,
         #[arg(long, default_value = uki::DEFAULT_STUB)]
         stub: PathBuf,
+        /// The version in the UKI's .osrel.
+        #[arg(long, default_value = image::VERSION, value_parser = version)]
+        version: String,
     },
     /// Write the GPT disk image (ESP with systemd-boot and the UKI, FLUXDATA ext4).
     Disk {
@@ -61,8 +71,25 @@ enum Command {
         out: PathBuf,
         #[arg(long, default_value = "256M", value_parser = parse_size)]
         size: u64,
-        #[arg(long, default_value = image::VERSION)]
+        #[arg(long, default_value = image::VERSION, value_parser = version)]
         version: String,
+    },
+    /// Make an Ed25519 release key pair: PREFIX.key (PKCS#8, 0600) and PREFIX.pub.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write a signed update bundle: the UKI, its version, its SHA-256 and a signature.
+    Release {
+        /// The release key pair (PKCS#8) to sign with.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long, value_parser = version)]
+        version: String,
+        #[arg(long)]
+        uki: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Build a small OCI image layout from a directory (no registry needed).
     Oci {
@@ -91,9 +118,53 @@ enum Command {
         size: u64,
         #[arg(long, default_value = image::DEFAULT_CMDLINE)]
         cmdline: String,
-        #[arg(long, default_value = image::VERSION)]
+        #[arg(long, default_value = image::VERSION, value_parser = version)]
         version: String,
+        /// Release keys files the node trusts for updates (repeatable).
+        #[arg(long)]
+        release_keys: Vec<PathBuf>,
     },
+}
+
+fn version(text: &str) -> Result<String, String> {
+    Version::parse(text)
+        .map(|v| v.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// The concatenated, checked text of release keys files; None when there are none.
+fn release_keys(files: &[PathBuf]) -> Result<Option<String>> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let mut text = String::new();
+    for f in files {
+        let part = std::fs::read_to_string(f).with_context(|| f.display().to_string())?;
+        ReleaseKeys::parse(&part, &f.display().to_string())?;
+        text.push_str(&part);
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    Ok(Some(text))
+}
+
+/// Signs `uki` as `version` with `key` into `out` (through a temporary name).
+fn release(key: &Path, version: &str, uki: &Path, out: &Path) -> Result<()> {
+    let pair = keys::load_key_pair(key)?;
+    let v = Version::parse(version)?;
+    let bytes = std::fs::read(uki).with_context(|| uki.display().to_string())?;
+    let bundle = bundle::sign(&bytes, &v, &pair);
+    let tmp = out.with_extension("tmp");
+    std::fs::write(&tmp, &bundle).with_context(|| tmp.display().to_string())?;
+    std::fs::rename(&tmp, out).with_context(|| out.display().to_string())?;
+    let sha = image::artifact::sha256_file(uki)?;
+    println!(
+        "{} version {v} uki sha256 {sha} ({} bytes)",
+        out.display(),
+        bundle.len()
+    );
+    Ok(())
 }
 
 fn print(a: &Artifact) {
@@ -119,8 +190,14 @@ fn main() -> Result<()> {
             }
             println!("{}", kernel.bzimage.display());
         }
-        Command::Initramfs { init, out } => {
-            let cpio = pipeline::initramfs(&init, image::VERSION, &out)?;
+        Command::Initramfs {
+            init,
+            out,
+            version,
+            release_keys: keys_files,
+        } => {
+            let keys = release_keys(&keys_files)?;
+            let cpio = pipeline::initramfs(&init, &version, keys.as_deref(), &out)?;
             eprintln!("initramfs: {cpio} bytes uncompressed");
             print(&Artifact::describe("initramfs", &out)?);
         }
@@ -130,13 +207,14 @@ fn main() -> Result<()> {
             out,
             cmdline,
             stub,
+            version,
         } => {
             let inputs = uki::UkiInputs {
                 stub,
                 kernel,
                 initrd,
                 cmdline,
-                os_release: rootfs::os_release(image::VERSION),
+                os_release: rootfs::os_release(&version),
             };
             let work = out.with_extension("sections");
             uki::build(&inputs, &work, &out)?;
@@ -151,6 +229,16 @@ fn main() -> Result<()> {
             DiskSpec::new(uki, &version).size(size).write(&out)?;
             print(&Artifact::describe("disk", &out)?);
         }
+        Command::Keygen { out } => {
+            let (key, public) = keys::generate(&out)?;
+            println!("{}\n{}", key.display(), public.display());
+        }
+        Command::Release {
+            key,
+            version,
+            uki,
+            out,
+        } => release(&key, &version, &uki, &out)?,
         Command::Oci {
             from_dir,
             out,
@@ -168,6 +256,7 @@ fn main() -> Result<()> {
             size,
             cmdline,
             version,
+            release_keys: keys_files,
         } => {
             let inputs = ImageInputs {
                 kernel,
@@ -175,6 +264,7 @@ fn main() -> Result<()> {
                 cmdline,
                 version,
                 disk_size: size,
+                release_keys: release_keys(&keys_files)?,
             };
             for a in pipeline::build_all(&inputs, &out_dir)? {
                 print(&a);

@@ -17,6 +17,8 @@ pub struct ImageInputs {
     pub cmdline: String,
     pub version: String,
     pub disk_size: u64,
+    /// The release keys file the node trusts for updates (none: it refuses them all).
+    pub release_keys: Option<String>,
 }
 
 /// File names inside the output directory.
@@ -25,8 +27,13 @@ pub const UKI: &str = "fluxnode.efi";
 pub const DISK: &str = "fluxnode.img";
 
 /// Writes the initramfs; returns the uncompressed cpio size.
-pub fn initramfs(init: &Path, version: &str, out: &Path) -> Result<u64> {
-    let archive = rootfs::build(init, &rootfs::HOST_TOOLS, version)?;
+pub fn initramfs(
+    init: &Path,
+    version: &str,
+    release_keys: Option<&str>,
+    out: &Path,
+) -> Result<u64> {
+    let archive = rootfs::build(init, &rootfs::HOST_TOOLS, version, release_keys)?;
     let cpio = archive.to_bytes();
     fs::write(out, rootfs::compress(&cpio)?).at(out)?;
     Ok(cpio.len() as u64)
@@ -36,7 +43,12 @@ pub fn initramfs(init: &Path, version: &str, out: &Path) -> Result<u64> {
 pub fn build_all(inputs: &ImageInputs, out_dir: &Path) -> Result<Vec<Artifact>> {
     fs::create_dir_all(out_dir).at(out_dir)?;
     let initrd = out_dir.join(INITRAMFS);
-    initramfs(&inputs.init, &inputs.version, &initrd)?;
+    initramfs(
+        &inputs.init,
+        &inputs.version,
+        inputs.release_keys.as_deref(),
+        &initrd,
+    )?;
     let uki_path = out_dir.join(UKI);
     let uki_inputs = UkiInputs {
         stub: uki::DEFAULT_STUB.into(),

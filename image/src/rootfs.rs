@@ -10,10 +10,12 @@ use crate::cpio::{Archive, Kind};
 use crate::error::{run_tool, IoContext, Result};
 
 /// Host tools PID1 runs on the data partition, copied with their libraries.
-pub const HOST_TOOLS: [&str; 3] = [
+pub const HOST_TOOLS: [&str; 4] = [
     "/usr/sbin/mke2fs",
     "/usr/sbin/e2fsck",
     "/usr/sbin/resize2fs",
+    // PID1 checks the ESP before it writes an update to it.
+    "/usr/sbin/fsck.fat",
 ];
 
 /// The os-release text of this build, also the UKI's `.osrel` section.
@@ -55,8 +57,14 @@ pub fn add_host_tool(archive: &mut Archive, tool: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Builds the root filesystem tree around the given `fluxnode` binary.
-pub fn build(init: &Path, tools: &[&str], version: &str) -> Result<Archive> {
+/// Builds the root filesystem tree around the given `fluxnode` binary, trusting
+/// `release_keys` (the keys file text) for updates when given.
+pub fn build(
+    init: &Path,
+    tools: &[&str],
+    version: &str,
+    release_keys: Option<&str>,
+) -> Result<Archive> {
     let mut a = Archive::new();
     let init_data = fs::read(init).at(init)?;
     a.file("init", init_data, 0o755);
@@ -69,6 +77,10 @@ pub fn build(init: &Path, tools: &[&str], version: &str) -> Result<Archive> {
     a.add("dev/null", Kind::CharDev { major: 1, minor: 3 }, 0o666);
     a.file("etc/os-release", os_release(version).into_bytes(), 0o644);
     a.file("etc/hostname", b"fluxnode\n".to_vec(), 0o644);
+    if let Some(keys) = release_keys {
+        let path = crate::update::keys::RELEASE_KEYS_PATH.trim_start_matches('/');
+        a.file(path, keys.as_bytes().to_vec(), 0o644);
+    }
     a.file(
         "etc/passwd",
         b"root:x:0:0:root:/root:/init\n".to_vec(),
@@ -125,8 +137,15 @@ mod tests {
 
     #[test]
     fn rootfs_has_init_tools_libraries_and_console() {
-        let a = build(Path::new("/bin/true"), &["/usr/sbin/mke2fs"], "9.9").unwrap();
+        let a = build(
+            Path::new("/bin/true"),
+            &["/usr/sbin/mke2fs"],
+            "9.9",
+            Some("ed25519 00 k\n"),
+        )
+        .unwrap();
         for path in [
+            "etc/fluxnode/release-keys",
             "init",
             "dev/console",
             "usr/sbin/mke2fs",
@@ -139,7 +158,7 @@ mod tests {
 
     #[test]
     fn a_missing_init_is_named() {
-        let err = build(Path::new("/no/such/fluxnode"), &[], "1").unwrap_err();
+        let err = build(Path::new("/no/such/fluxnode"), &[], "1", None).unwrap_err();
         assert!(err.to_string().contains("/no/such/fluxnode"), "{err}");
     }
 }

@@ -13,6 +13,11 @@ pub struct Artifacts {
     pub disk: PathBuf,
     /// The static `fluxnode` binary the initramfs was built around.
     pub init: PathBuf,
+    /// The development release key the image trusts (`release-dev.pub` beside it).
+    pub release_key: PathBuf,
+    /// The `fluxnode-image` tool that built them (`$FLUXNODE_IMAGE_TOOL`, else
+    /// `<target>/release/fluxnode-image`).
+    pub tool: PathBuf,
 }
 
 fn workspace_root() -> PathBuf {
@@ -22,23 +27,28 @@ fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
 impl Artifacts {
     /// The artifacts in `$FLUXNODE_ARTIFACTS`, else `<cargo target dir>/fluxnode/out`.
     pub fn locate() -> Result<Self, String> {
         let dir = std::env::var_os("FLUXNODE_ARTIFACTS")
             .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                std::env::var_os("CARGO_TARGET_DIR")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| workspace_root().join("target"))
-                    .join("fluxnode/out")
-            });
+            .unwrap_or_else(|| target_dir().join("fluxnode/out"));
         let a = Artifacts {
             kernel: dir.join("bzImage"),
             initrd: dir.join(image::pipeline::INITRAMFS),
             uki: dir.join(image::pipeline::UKI),
             disk: dir.join(image::pipeline::DISK),
             init: dir.join("fluxnode"),
+            release_key: dir.join("release-dev.key"),
+            tool: std::env::var_os("FLUXNODE_IMAGE_TOOL")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| target_dir().join("release/fluxnode-image")),
             dir,
         };
         for p in [&a.kernel, &a.initrd, &a.uki, &a.disk, &a.init] {
@@ -50,5 +60,19 @@ impl Artifacts {
             }
         }
         Ok(a)
+    }
+
+    /// The release key pair's paths (key, pub), or why they are missing.
+    pub fn require_release_key(&self) -> Result<(PathBuf, PathBuf), String> {
+        let public = self.release_key.with_extension("pub");
+        for p in [&self.release_key, &public, &self.tool] {
+            if !p.exists() {
+                return Err(format!(
+                    "{} is missing: run ./scripts/build-image.sh",
+                    p.display()
+                ));
+            }
+        }
+        Ok((self.release_key.clone(), public))
     }
 }

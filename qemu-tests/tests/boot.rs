@@ -143,6 +143,10 @@ fn building_the_image_twice_gives_identical_bytes() {
         cmdline: image::DEFAULT_CMDLINE.into(),
         version: image::VERSION.into(),
         disk_size: 256 * 1024 * 1024,
+        release_keys: Some(
+            std::fs::read_to_string(a.release_key.with_extension("pub"))
+                .expect("the image's release key (./scripts/build-image.sh)"),
+        ),
     };
     let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let first = image::pipeline::build_all(&inputs, one.path()).unwrap();
