@@ -67,6 +67,9 @@ enum Command {
     Tx(crate::wallet_cli::TxCommand),
     /// A runc-compatible OCI runtime over the same libcontainer path as PID1.
     Oci(crate::oci_cli::OciArgs),
+    /// Updates: stage a bundle on the ESP, commit the running version (PID1's helpers).
+    #[command(subcommand)]
+    Update(crate::update_cli::UpdateCommand),
     /// Test services run by the qemu-tests (the image has no shell).
     #[command(subcommand)]
     Selftest(Selftest),
@@ -93,9 +96,13 @@ enum CtlCommand {
     /// Apps: run, stop, list, stats.
     #[command(subcommand)]
     App(crate::app_cli::AppCommand),
+    /// Updates: stage a signed bundle.
+    #[command(subcommand)]
+    Update(crate::update_cli::CtlUpdate),
 }
 
 fn ctl(socket: &std::path::Path, command: CtlCommand) -> Result<()> {
+    let mut wait = Duration::from_secs(10);
     let request = match command {
         CtlCommand::Status => Request::Status,
         CtlCommand::Bench => Request::BenchLatest,
@@ -103,8 +110,13 @@ fn ctl(socket: &std::path::Path, command: CtlCommand) -> Result<()> {
         CtlCommand::Shutdown => Request::Shutdown,
         CtlCommand::Reboot => Request::Reboot,
         CtlCommand::App(cmd) => crate::app_cli::request(cmd)?,
+        CtlCommand::Update(cmd) => {
+            let (request, longer) = crate::update_cli::request(cmd)?;
+            wait = longer;
+            request
+        }
     };
-    let reply = control::call(socket, &request, Duration::from_secs(10))?;
+    let reply = control::call(socket, &request, wait)?;
     if !reply.ok {
         bail!("{}", reply.error.unwrap_or_else(|| "refused".into()));
     }
@@ -150,6 +162,7 @@ pub fn run() -> Result<()> {
         Command::Wallet(cmd) => crate::wallet_cli::wallet(cmd)?,
         Command::Chain(args) => crate::chain_cli::run(args)?,
         Command::Tx(cmd) => crate::wallet_cli::tx(cmd)?,
+        Command::Update(cmd) => crate::update_cli::run(cmd)?,
         Command::Selftest(test) => selftest::run(test)?,
     }
     Ok(())

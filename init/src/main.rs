@@ -11,6 +11,8 @@ mod oci_cli;
 mod pid1;
 mod selftest;
 mod storage;
+mod update;
+mod update_cli;
 mod uptime;
 mod wallet_cli;
 

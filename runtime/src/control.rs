@@ -43,6 +43,16 @@ pub enum Request {
     /// Every app with its state, restarts, last exit and latest sample, and node totals.
     #[serde(rename = "app.list", alias = "apps.list")]
     AppList,
+    /// Verify an update bundle (a path on the node) and stage it on the ESP; PID1 replies
+    /// when staging has ended, then reboots into the new version if `reboot`.
+    #[serde(rename = "update.stage")]
+    UpdateStage {
+        path: String,
+        #[serde(default)]
+        force: bool,
+        #[serde(default = "yes")]
+        reboot: bool,
+    },
     /// One app's recent samples (the last `samples`, default 12: one minute).
     #[serde(rename = "app.stats")]
     AppStats {
@@ -50,6 +60,10 @@ pub enum Request {
         #[serde(default)]
         samples: Option<usize>,
     },
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// PID1's answer.
@@ -139,6 +153,14 @@ mod tests {
             Ok(Request::AppStop {
                 name: "web".into(),
                 purge: false
+            })
+        );
+        assert_eq!(
+            parse_request(r#"{"request":"update.stage","path":"/data/u.bundle"}"#),
+            Ok(Request::UpdateStage {
+                path: "/data/u.bundle".into(),
+                force: false,
+                reboot: true
             })
         );
         assert!(parse_request(r#"{"request":"format-disk"}"#)

@@ -96,6 +96,13 @@ pub fn set(c: &mut Config, section: &str, key: &str, v: Value) -> Result<(), Str
         ("bench", "enabled") => c.bench.enabled = boolean(&v)?,
         ("watchdog", "enabled") => c.watchdog.enabled = boolean(&v)?,
         ("watchdog", "device") => c.watchdog.device = string(&v)?.into(),
+        ("update", "health_secs") => {
+            let n = v
+                .as_integer()
+                .filter(|n| (10..=3600).contains(n))
+                .ok_or_else(|| format!("expected seconds from 10 to 3600, found {}", found(&v)))?;
+            c.update.health_secs = n as u64;
+        }
         ("watchdog", "timeout") => {
             let n = v
                 .as_integer()

@@ -53,6 +53,13 @@ pub struct Chain {
     pub devnet: bool,
 }
 
+/// Updates: how a new version proves itself before it is committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// How long a version on trial must stay healthy (no crash loop) before it is committed.
+    pub health_secs: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bench {
     /// Benchmark at boot when /data has no result for this hardware.
@@ -72,6 +79,7 @@ pub struct Config {
     /// What the node keeps for itself; apps are admitted into the rest of its capacity.
     pub reserve: runtime::admission::Resources,
     pub chain: Chain,
+    pub update: Update,
     pub services: Vec<ServiceSpec>,
 }
 
@@ -101,6 +109,7 @@ impl Default for Config {
                 enabled: true,
                 devnet: false,
             },
+            update: Update { health_secs: 120 },
             services: Vec::new(),
         }
     }
@@ -168,7 +177,8 @@ impl Config {
     }
 
     /// Applies `fluxnode.<section>.<key>=<value>` and `fluxnode.service.<name>=<argv>` words
-    /// of the kernel command line. Other words, and `fluxnode.selftest`, are not config.
+    /// of the kernel command line. Other words, `fluxnode.selftest` and the test hooks
+    /// `fluxnode.test.*` are not config.
     pub fn apply_cmdline<'a>(
         &mut self,
         words: impl Iterator<Item = (&'a str, &'a str)>,
@@ -178,7 +188,7 @@ impl Config {
             let Some(path) = key.strip_prefix("fluxnode.") else {
                 continue;
             };
-            if path == "selftest" {
+            if path == "selftest" || path.starts_with("test.") {
                 continue;
             }
             let source = "kernel command line".to_owned();

@@ -84,9 +84,12 @@ fn the_command_line_wins_over_the_file() {
         ("fluxnode.watchdog.enabled", "false"),
         ("fluxnode.network.dns", "1.1.1.1,9.9.9.9"),
         ("fluxnode.service.flap", "/init selftest flap"),
+        ("fluxnode.update.health_secs", "15"),
+        ("fluxnode.test.fail_health", "1"),
     ];
     let diags = c.apply_cmdline(words.into_iter());
     assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(c.update.health_secs, 15);
     assert_eq!(c.hostname, "override");
     assert!(!c.watchdog.enabled);
     assert_eq!(c.network.dns.len(), 2);
@@ -103,6 +106,7 @@ fn bad_command_line_keys_are_named() {
         ("fluxnode.bench.quick", "maybe"),
         ("fluxnode.nosuch", "1"),
         ("fluxnode.log.level", "loud"),
+        ("fluxnode.update.health_secs", "5"),
     ];
     let text: Vec<String> = c
         .apply_cmdline(words.into_iter())
@@ -115,6 +119,7 @@ fn bad_command_line_keys_are_named() {
             r#"kernel command line: fluxnode.bench.quick: expected a boolean, found "maybe""#,
             "kernel command line: fluxnode.nosuch: expected fluxnode.<section>.<key>=<value>",
             r#"kernel command line: fluxnode.log.level: expected one of error, warn, info, debug, trace, found "loud""#,
+            "kernel command line: fluxnode.update.health_secs: expected seconds from 10 to 3600, found 5",
         ]
     );
     assert_eq!(c, Config::default());

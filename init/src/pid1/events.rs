@@ -17,7 +17,9 @@ use serde_json::json;
 use tracing::{debug, info};
 
 use super::control::{ControlServer, TOKEN_BASE};
+use super::update::health;
 use super::{phases, power_button, reaper, uptime, Action, Boot, DataState};
+use std::os::unix::net::UnixStream;
 
 const SIGNALS: [Signal; 5] = [
     Signal::SIGCHLD,
@@ -55,6 +57,8 @@ pub struct Loop {
     control: Option<ControlServer>,
     boot: Boot,
     orphans_reaped: u64,
+    /// A shutdown decided outside an event handler (a staged update to boot into).
+    pending: Option<Action>,
 }
 
 impl Loop {
@@ -81,6 +85,7 @@ impl Loop {
             control,
             boot,
             orphans_reaped: 0,
+            pending: None,
         })
     }
 
@@ -96,6 +101,7 @@ impl Loop {
         for at in [
             self.boot.supervisor.next_deadline(),
             self.boot.apps.next_deadline(),
+            self.boot.updates.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -138,7 +144,37 @@ impl Loop {
             }
             self.boot.supervisor.tick();
             self.boot.apps.tick();
+            if self.trial_failed() {
+                return Ok(Action::Reboot);
+            }
+            if let Some(action) = self.pending.take() {
+                return Ok(action);
+            }
         }
+    }
+
+    /// Judges a version on trial; true when it failed and the node must reboot.
+    fn trial_failed(&mut self) -> bool {
+        let Some(elapsed) = self.boot.updates.judging() else {
+            return false;
+        };
+        let b = &self.boot;
+        let control_bound = self.control.is_some();
+        let inputs = {
+            let window = Duration::from_secs(b.config.update.health_secs);
+            health::Inputs {
+                elapsed,
+                window,
+                failed_phases: b.failed_phases.clone(),
+                services: b.supervisor.health(),
+                chain_expected: b.supervisor.health().iter().any(|s| s.name == "chain"),
+                control_answers: elapsed >= window
+                    && control_bound
+                    && UnixStream::connect(control::SOCKET).is_ok(),
+                fail_on_purpose: b.cmdline.get("fluxnode.test.fail_health") == Some("1"),
+            }
+        };
+        self.boot.updates.tick(inputs)
     }
 
     fn reap(&mut self) {
@@ -146,6 +182,16 @@ impl Loop {
             if self.boot.bench_job.as_ref().is_some_and(|j| j.pid == pid) {
                 if let Some(job) = self.boot.bench_job.take() {
                     phases::bench::finished(&job, &status);
+                }
+            } else if let Some(done) = self.boot.updates.on_exit(pid, &status) {
+                if let Some(f) = done {
+                    if let Some(c) = self.control.as_mut() {
+                        c.reply(f.token, &f.reply);
+                    }
+                    if f.reboot {
+                        info!("update staged: rebooting into it");
+                        self.pending = Some(Action::Reboot);
+                    }
                 }
             } else if !self.boot.supervisor.on_exit(pid, &status)
                 && !self.boot.apps.on_exit(pid, &status)
@@ -187,10 +233,10 @@ impl Loop {
         let mut action = None;
         for line in lines {
             let (reply, act) = match control::parse_request(&line) {
-                Ok(req) => self.handle(req),
-                Err(e) => (Reply::error(e), None),
+                Ok(req) => self.handle(req, token),
+                Err(e) => (Some(Reply::error(e)), None),
             };
-            if let Some(c) = self.control.as_mut() {
+            if let (Some(c), Some(reply)) = (self.control.as_mut(), reply) {
                 c.reply(token, &reply);
             }
             action = action.or(act);
@@ -198,7 +244,29 @@ impl Loop {
         action
     }
 
-    fn handle(&mut self, req: Request) -> (Reply, Option<Action>) {
+    /// Answers a request from connection `token`; `None` when the reply comes later.
+    fn handle(&mut self, req: Request, token: u64) -> (Option<Reply>, Option<Action>) {
+        if let Request::UpdateStage {
+            path,
+            force,
+            reboot,
+        } = &req
+        {
+            let delay = self
+                .boot
+                .cmdline
+                .get("fluxnode.test.stage_delay_ms")
+                .and_then(|v| v.parse().ok());
+            return match self.boot.updates.stage(token, path, *force, *reboot, delay) {
+                Ok(()) => (None, None),
+                Err(e) => (Some(Reply::error(e)), None),
+            };
+        }
+        let (reply, action) = self.answer(req);
+        (Some(reply), action)
+    }
+
+    fn answer(&mut self, req: Request) -> (Reply, Option<Action>) {
         match req {
             Request::Status => (Reply::ok(Some(self.status())), None),
             Request::ServiceRestart { name } => match self.boot.supervisor.restart(&name) {
@@ -238,6 +306,7 @@ impl Loop {
                 answer(self.boot.apps.stats(&name, samples.unwrap_or(12))),
                 None,
             ),
+            Request::UpdateStage { .. } => (Reply::error("update.stage is answered later"), None),
         }
     }
 
@@ -270,6 +339,7 @@ impl Loop {
             "orphans_reaped": self.orphans_reaped,
             "zombies": reaper::count_zombies(),
             "hostname": self.boot.config.hostname,
+            "update": self.boot.updates.status(),
         })
     }
 }

@@ -17,6 +17,7 @@ mod reaper;
 pub mod root;
 mod shutdown;
 mod supervisor;
+mod update;
 mod watchdog;
 
 use std::time::Instant;
@@ -54,18 +55,23 @@ pub struct Boot {
     pub bench_job: Option<phases::bench::BenchJob>,
     /// The apps (containers) this node runs; set up in the services phase.
     pub apps: apps::Apps,
+    /// Phases that failed (a version on trial with a failed phase is not healthy).
+    pub failed_phases: Vec<String>,
+    /// A/B updates: the running version, a trial to judge, staging.
+    pub updates: update::Updates,
 }
 
 type Phase = fn(&mut Boot) -> Result<()>;
 
 /// The boot, in order. Adding a phase is one line here and one module in `phases`.
-const PHASES: [(&str, Phase); 6] = [
+const PHASES: [(&str, Phase); 7] = [
     ("early", phases::early::run),
     ("config", phases::config::run),
     ("storage", phases::storage::run),
     ("network", phases::network::run),
     ("benchmark", phases::bench::run),
     ("services", phases::services::run),
+    ("update", phases::update::run),
 ];
 
 fn run() -> Result<Action> {
@@ -82,6 +88,8 @@ fn run() -> Result<Action> {
         control: None,
         bench_job: None,
         apps: apps::Apps::off(),
+        failed_phases: Vec::new(),
+        updates: update::Updates::default(),
     };
     for (name, phase) in PHASES {
         let started = Instant::now();
@@ -91,7 +99,10 @@ fn run() -> Result<Action> {
         match result {
             Ok(()) => info!("phase {name} done in {ms} ms"),
             Err(e) if name == "early" => return Err(e.context("phase early")),
-            Err(e) => error!("phase {name} failed after {ms} ms: {e:#}; booting on"),
+            Err(e) => {
+                error!("phase {name} failed after {ms} ms: {e:#}; booting on");
+                boot.failed_phases.push(name.to_owned());
+            }
         }
         if let Some(w) = boot.watchdog.as_mut() {
             w.pet_if_due();

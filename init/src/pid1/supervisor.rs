@@ -240,6 +240,18 @@ impl Supervisor {
         }
     }
 
+    /// Each service as update health judges it.
+    pub fn health(&self) -> Vec<super::update::health::Service> {
+        self.services
+            .iter()
+            .map(|s| super::update::health::Service {
+                name: s.spec.name.clone(),
+                running: matches!(s.state, State::Running { .. }),
+                restarts: s.restarts,
+            })
+            .collect()
+    }
+
     pub fn status(&self) -> Value {
         Value::Array(
             self.services

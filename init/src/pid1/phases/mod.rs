@@ -6,3 +6,4 @@ pub mod early;
 pub mod network;
 pub mod services;
 pub mod storage;
+pub mod update;
