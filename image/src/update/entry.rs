@@ -28,11 +28,12 @@ impl Entry {
     /// The entry a file name stands for; None for any other file (FAT is case-blind, so
     /// `.EFI` counts too).
     pub fn parse(file_name: &str) -> Option<Entry> {
-        let n = file_name.len();
-        if n < 4 || !file_name[n - 4..].eq_ignore_ascii_case(".efi") {
+        // By bytes: a name may end in any UTF-8, and a str slice off a char boundary panics.
+        let split = file_name.len().checked_sub(4)?;
+        if !file_name.as_bytes()[split..].eq_ignore_ascii_case(b".efi") {
             return None;
         }
-        let stem = file_name[..n - 4].strip_prefix(PREFIX)?;
+        let stem = file_name.get(..split)?.strip_prefix(PREFIX)?;
         let (ver, counter) = match stem.split_once('+') {
             Some((v, c)) => (v, Some(c)),
             None => (stem, None),
@@ -93,12 +94,20 @@ impl Entry {
 }
 
 /// Sorts entries in the loader's order of preference: bad ones last, then newest
-/// version first.
+/// version first; within one version, when both carry counters, more tries left first,
+/// then fewer tries done (systemd-boot leaves a committed and a counted entry of the
+/// same version unordered; the sort is stable, so they keep their order).
 pub fn sort_like_loader(entries: &mut [Entry]) {
-    entries.sort_by(|a, b| match (a.is_bad(), b.is_bad()) {
-        (false, true) => Ordering::Less,
-        (true, false) => Ordering::Greater,
-        _ => b.version.cmp(&a.version),
+    entries.sort_by(|a, b| {
+        a.is_bad()
+            .cmp(&b.is_bad())
+            .then_with(|| b.version.cmp(&a.version))
+            .then_with(|| match (a.tries_left, b.tries_left) {
+                (Some(x), Some(y)) => y
+                    .cmp(&x)
+                    .then_with(|| a.tries_done.unwrap_or(0).cmp(&b.tries_done.unwrap_or(0))),
+                _ => Ordering::Equal,
+            })
     });
 }
 
@@ -183,6 +192,9 @@ mod tests {
             ".fluxnode-0.2.0.part",
             "fluxnode-0.2.0.efi.tmp",
             "efi",
+            "é€",
+            "fluxnode-1.0é€",
+            "€.efi",
         ] {
             assert_eq!(Entry::parse(n), None, "{n}");
         }
@@ -193,14 +205,18 @@ mod tests {
         let mut all = vec![
             e("fluxnode-0.1.0.efi"),
             e("fluxnode-0.3.0+0-3.efi"),
+            e("fluxnode-0.2.0+1-2.efi"),
             e("fluxnode-0.2.0+2-1.efi"),
+            e("fluxnode-0.2.0+2.efi"),
         ];
         sort_like_loader(&mut all);
         let names: Vec<String> = all.iter().map(Entry::file_name).collect();
         assert_eq!(
             names,
             [
+                "fluxnode-0.2.0+2.efi",
                 "fluxnode-0.2.0+2-1.efi",
+                "fluxnode-0.2.0+1-2.efi",
                 "fluxnode-0.1.0.efi",
                 "fluxnode-0.3.0+0-3.efi"
             ]
