@@ -154,6 +154,14 @@ fn release(key: &Path, version: &str, uki: &Path, out: &Path) -> Result<()> {
     let pair = keys::load_key_pair(key)?;
     let v = Version::parse(version)?;
     let bytes = std::fs::read(uki).with_context(|| uki.display().to_string())?;
+    if bytes.is_empty() || bytes.len() as u64 > bundle::MAX_UKI {
+        anyhow::bail!(
+            "{}: {} bytes; a bundle carries 1 to {} bytes of UKI",
+            uki.display(),
+            bytes.len(),
+            bundle::MAX_UKI
+        );
+    }
     let bundle = bundle::sign(&bytes, &v, &pair);
     let tmp = out.with_extension("tmp");
     std::fs::write(&tmp, &bundle).with_context(|| tmp.display().to_string())?;

@@ -22,8 +22,9 @@ use super::version::{Version, VersionError};
 pub const MAGIC: &[u8; 8] = b"FLUXUPD\0";
 pub const FORMAT: u16 = 1;
 const DOMAIN: &[u8] = b"fluxnode-update-v1\0";
-/// The longest version string a bundle may carry.
-pub const MAX_VERSION: usize = 32;
+/// The longest version string a bundle may carry: that of any valid version, so every
+/// version `sign` takes gives a bundle the node reads.
+pub const MAX_VERSION: usize = super::version::MAX_TEXT_LEN;
 /// The largest UKI a bundle may carry (the ESP is 128 MiB).
 pub const MAX_UKI: u64 = 64 << 20;
 

@@ -95,3 +95,11 @@ fn a_bad_version_in_the_header_is_refused_by_name() {
     let e = problem(&b, &trusting(&[&k]));
     assert!(e.contains("version \"0x2.0\""), "{e}");
 }
+
+#[test]
+fn the_longest_valid_version_fits_in_a_bundle() {
+    let k = pair();
+    let longest = v("4294967295.4294967295.4294967295.4294967295");
+    let h = verify_bytes(&sign(UKI, &longest, &k), "b", &trusting(&[&k])).unwrap();
+    assert_eq!(h.version, longest);
+}
