@@ -10,6 +10,7 @@ pub mod disk;
 pub mod oci;
 pub mod ports;
 pub mod qmp;
+pub mod update;
 pub mod vm;
 
 pub use artifacts::Artifacts;
