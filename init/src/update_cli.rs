@@ -92,6 +92,9 @@ fn on_esp<T>(at: &Where, f: impl FnOnce(&Path, u64) -> Result<T, String>) -> Res
     let dev = esp::device()?;
     esp::check(&dev)?;
     let m = esp::Mounted::new(&dev, true)?;
+    for name in esp::remove_salvaged(m.root()) {
+        tracing::info!("ESP: removed {name} (lost clusters of an interrupted write)");
+    }
     let dir = m.entries_dir();
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     f(&dir, m.free_bytes()?)

@@ -66,6 +66,11 @@ impl Mounted {
         Ok(Mounted { root })
     }
 
+    /// The ESP's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The directory holding the UKIs.
     pub fn entries_dir(&self) -> PathBuf {
         self.root.join(ENTRIES)
@@ -85,9 +90,61 @@ impl Drop for Mounted {
     }
 }
 
+/// Removes the `FSCKnnnn.REC` files `fsck.fat -a` makes in the root from lost cluster
+/// chains. On the ESP those can only be the start of a write a power cut interrupted
+/// (staging writes through a temporary name), so they are litter, not data. Returns
+/// the names removed.
+pub fn remove_salvaged(root: &Path) -> Vec<String> {
+    let Ok(rd) = fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for item in rd.flatten() {
+        let name = item.file_name().to_string_lossy().into_owned();
+        let upper = name.to_ascii_uppercase();
+        let salvaged = upper.len() == 12
+            && upper.starts_with("FSCK")
+            && upper.ends_with(".REC")
+            && upper[4..8].bytes().all(|b| b.is_ascii_digit());
+        if salvaged && fs::remove_file(item.path()).is_ok() {
+            removed.push(name);
+        }
+    }
+    removed.sort();
+    removed
+}
+
 /// Bytes free to an unprivileged writer on the filesystem holding `path`.
 pub fn free_bytes(path: &Path) -> Result<u64, String> {
     let st =
         nix::sys::statvfs::statvfs(path).map_err(|e| format!("statvfs {}: {e}", path.display()))?;
     Ok(st.blocks_available() as u64 * st.fragment_size() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_fsck_salvage_files_are_removed() {
+        let d = tempfile::tempdir().unwrap();
+        for n in [
+            "FSCK0000.REC",
+            "fsck0001.rec",
+            "FSCKXXXX.REC",
+            "FSCK0000.RECX",
+            "BOOT.REC",
+        ] {
+            fs::write(d.path().join(n), b"x").unwrap();
+        }
+        fs::create_dir(d.path().join("EFI")).unwrap();
+        assert_eq!(remove_salvaged(d.path()), ["FSCK0000.REC", "fsck0001.rec"]);
+        let mut left: Vec<String> = fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["BOOT.REC", "EFI", "FSCK0000.RECX", "FSCKXXXX.REC"]);
+    }
 }
