@@ -115,6 +115,11 @@ fn unmount_below_data() {
 fn unmount_data() {
     logfile::stop();
     sync();
+    // An update child killed on the way down leaves the ESP mounted; unmounting it clears
+    // FAT's dirty flag (what it wrote is whole or under a temporary name either way).
+    if umount(crate::update::esp::MOUNTPOINT).is_ok() {
+        info!("ESP unmounted");
+    }
     unmount_below_data();
     match umount(DATA) {
         Ok(()) => info!("{DATA} unmounted cleanly"),
