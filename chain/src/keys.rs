@@ -1,9 +1,9 @@
 //! Ed25519 key files (ring, PKCS#8): the node identity key at /data/keys/node.key and
-//! wallet keys. A key is created once, mode 0600, and never overwritten.
+//! wallet keys. A key is created once, mode 0600, durably (runtime::durable), and never
+//! overwritten.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::Path;
 
 use ring::rand::SystemRandom;
@@ -13,8 +13,13 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 pub enum KeyError {
     #[error("key {path}: {source}")]
     Io { path: String, source: io::Error },
-    #[error("key {0}: not an Ed25519 PKCS#8 key; it is kept as it is, fix or remove it")]
+    #[error(
+        "key {0}: not an Ed25519 PKCS#8 key; it is kept as it is: restore it from a backup, \
+         or move it away to make a new key (a new node key must be registered again)"
+    )]
     Invalid(String),
+    #[error("key {0}")]
+    Durable(runtime::durable::DurableError),
     #[error("key: the random generator failed")]
     Random,
 }
@@ -27,35 +32,32 @@ pub fn load_or_create(path: &Path) -> Result<(Ed25519KeyPair, bool), KeyError> {
         path: name.clone(),
         source,
     };
-    match fs::read(path) {
+    // An empty file holds no key (nothing is lost by making one over it); any other
+    // content that is not a key is kept for a person to look at.
+    let empty = match fs::read(path) {
+        Ok(bytes) if bytes.is_empty() => true,
         Ok(bytes) => {
             let pair =
                 Ed25519KeyPair::from_pkcs8(&bytes).map_err(|_| KeyError::Invalid(name.clone()))?;
             return Ok((pair, false));
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
         Err(e) => return Err(io_err(e)),
-    }
+    };
     let pkcs8 =
         Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| KeyError::Random)?;
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    fs::create_dir_all(dir).map_err(io_err)?;
-    let tmp = path.with_extension("key.new");
-    let _ = fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io_err)?;
-    f.write_all(pkcs8.as_ref()).map_err(io_err)?;
-    f.sync_all().map_err(io_err)?;
-    // A link, not a rename: if a key appeared meanwhile it is never replaced.
-    fs::hard_link(&tmp, path).map_err(io_err)?;
-    fs::remove_file(&tmp).map_err(io_err)?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err)?;
+    let written = if empty {
+        tracing::warn!("key {name}: the file is empty; a new key replaces it");
+        runtime::durable::write(path, pkcs8.as_ref(), 0o600)
+    } else {
+        // Durably, and never over a key that appeared meanwhile (a link, not a rename).
+        runtime::durable::create_new(path, pkcs8.as_ref(), 0o600)
+    };
+    match written {
+        Ok(()) => {}
+        Err(e) if e.already_exists() => return load(path).map(|pair| (pair, false)),
+        Err(e) => return Err(KeyError::Durable(e)),
+    }
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| KeyError::Invalid(name))?;
     Ok((pair, true))
 }
@@ -115,5 +117,20 @@ mod tests {
             "{err}"
         );
         assert_eq!(fs::read(&path).unwrap(), b"garbage");
+    }
+
+    #[test]
+    fn an_empty_key_file_is_replaced_by_a_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        fs::write(&path, b"").unwrap();
+        let (pair, created) = load_or_create(&path).unwrap();
+        assert!(created);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let again = load(&path).unwrap();
+        assert_eq!(pair.public_key().as_ref(), again.public_key().as_ref());
     }
 }
