@@ -43,6 +43,8 @@ const META: u8 = b'm';
 const TX: u8 = b't';
 
 const META_GENESIS: &[u8] = b"genesis";
+/// The genesis itself (JSON), so a damaged genesis file can be restored from the store.
+const META_GENESIS_FILE: &[u8] = b"genesis-json";
 const META_TIP: &[u8] = b"tip";
 
 /// The trees of the first layout (a store from before the one-tree layout).
@@ -163,6 +165,16 @@ impl Store {
             }
             Some(_) => {}
         }
+        if self.get(META, META_GENESIS_FILE)?.is_none() {
+            // A store from before the genesis was kept in it.
+            self.db
+                .insert(
+                    key(META, META_GENESIS_FILE),
+                    self.genesis_json(&ledger.genesis)?,
+                )
+                .map_err(|e| self.sled(e))?;
+            self.db.flush().map_err(|e| self.sled(e))?;
+        }
         let tip = self
             .get(META, META_TIP)?
             .ok_or_else(|| self.corrupt("no tip recorded"))?;
@@ -210,6 +222,8 @@ impl Store {
             let hash = b.header.hash();
             batch.insert(key(BLOCK, &hash), b.encode());
             batch.insert(key(HEIGHT, &height), &hash[..]);
+        } else {
+            batch.insert(key(META, META_GENESIS_FILE), self.genesis_json(&l.genesis)?);
         }
         for (k, v) in changes {
             let k = key(STATE, &k.encode());
@@ -223,6 +237,20 @@ impl Store {
         self.db.apply_batch(batch).map_err(|e| self.sled(e))?;
         self.db.flush().map_err(|e| self.sled(e))?;
         Ok(())
+    }
+
+    fn genesis_json(&self, g: &Genesis) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec_pretty(g).map_err(|e| self.corrupt(format!("the genesis: {e}")))
+    }
+
+    /// The genesis this store was made for, when it holds one.
+    pub fn genesis(&self) -> Result<Option<Genesis>, StoreError> {
+        match self.get(META, META_GENESIS_FILE)? {
+            None => Ok(None),
+            Some(json) => serde_json::from_slice(&json)
+                .map(Some)
+                .map_err(|e| self.corrupt(format!("the stored genesis: {e}"))),
+        }
     }
 
     /// Records a block the ledger has just applied, with its changes.

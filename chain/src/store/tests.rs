@@ -107,3 +107,35 @@ fn a_store_in_the_old_five_tree_layout_is_refused_with_what_to_do() {
     assert!(e.contains("older fluxnode"), "{e}");
     assert!(e.contains(&dir.path().display().to_string()), "{e}");
 }
+
+#[test]
+fn the_store_keeps_its_genesis_through_blocks_and_a_rewind() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = net(&[1, 2]);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.genesis().unwrap(), None);
+        chain_of(&n, &store, 5);
+        store.rewind(n.genesis.clone(), 3).unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.genesis().unwrap(), Some(n.genesis.clone()));
+    // Its hash is the one the store was made for: loading with it works.
+    assert_eq!(store.load(n.genesis.clone()).unwrap().height(), 3);
+}
+
+#[test]
+fn a_store_made_before_the_genesis_was_kept_gets_it_at_the_next_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = net(&[1]);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        chain_of(&n, &store, 2);
+        store.db.remove(key(META, META_GENESIS_FILE)).unwrap();
+        store.db.flush().unwrap();
+        assert_eq!(store.genesis().unwrap(), None);
+    }
+    let store = Store::open(dir.path()).unwrap();
+    store.load(n.genesis.clone()).unwrap();
+    assert_eq!(store.genesis().unwrap(), Some(n.genesis.clone()));
+}
