@@ -167,49 +167,114 @@ fn devnet_genesis(path: &Path, a: &ChainArgs) -> Result<Genesis> {
         expire_after: None,
         reconfirm_min: None,
     };
-    std::fs::write(path, serde_json::to_vec_pretty(&g)?)
-        .with_context(|| format!("{}", path.display()))?;
+    runtime::durable::write(path, &serde_json::to_vec_pretty(&g)?, 0o644)?;
     Ok(g)
 }
 
-fn genesis(a: &ChainArgs) -> Result<Genesis> {
-    let path = a
-        .genesis
-        .clone()
-        .unwrap_or_else(|| a.data.join("genesis.json"));
-    if path.exists() {
-        let text = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
-        return serde_json::from_slice(&text)
-            .with_context(|| format!("genesis {}", path.display()));
+/// What is wrong with the genesis file at `path`, or the genesis it holds.
+fn read_genesis(path: &Path) -> std::result::Result<Genesis, String> {
+    match std::fs::read(path) {
+        Ok(text) if text.iter().all(u8::is_ascii_whitespace) => Err("the file is empty".into()),
+        Ok(text) => serde_json::from_slice(&text).map_err(|e| format!("not a genesis: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("the file is missing".into()),
+        Err(e) => Err(e.to_string()),
     }
-    if a.devnet {
-        return devnet_genesis(&path, a);
-    }
-    Err(anyhow!(
-        "no genesis: {} is missing (give --genesis FILE or --devnet)",
-        path.display()
-    ))
 }
 
-/// The API token in the data directory, made (random, 0600) when missing.
-fn token(data: &Path) -> Result<String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = data.join("api.token");
-    if let Ok(t) = std::fs::read_to_string(&path) {
-        return Ok(t.trim().to_owned());
+/// The genesis the chain store in `data` was made for, when there is a store.
+fn stored_genesis(data: &Path) -> Result<Option<Genesis>> {
+    let db = data.join("db");
+    if !db.is_dir() {
+        return Ok(None);
     }
+    Ok(chain::store::Store::open(&db)?.genesis()?)
+}
+
+/// The genesis: the file when it reads; else the copy the chain store keeps (written back
+/// as the data directory's genesis.json); else, for a devnet with no store, a new devnet
+/// genesis; else an error that names the file, what is wrong and what to do.
+fn genesis(a: &ChainArgs) -> Result<Genesis> {
+    let own = a.data.join("genesis.json");
+    let path = a.genesis.clone().unwrap_or_else(|| own.clone());
+    let problem = match read_genesis(&path) {
+        Ok(g) => return Ok(g),
+        Err(problem) => problem,
+    };
+    let missing = !path.exists();
+    match stored_genesis(&a.data)? {
+        Some(g) if path == own => {
+            runtime::durable::write(&path, &serde_json::to_vec_pretty(&g)?, 0o644)?;
+            tracing::warn!(
+                "genesis {}: {problem}; restored from the chain store {}",
+                path.display(),
+                a.data.join("db").display()
+            );
+            Ok(g)
+        }
+        Some(g) => Err(anyhow!(
+            "genesis {}: {problem}; the chain store {} keeps the genesis of chain {:?} it was \
+             made for: run without --genesis to use that one, or give the right file",
+            path.display(),
+            a.data.join("db").display(),
+            g.chain_id
+        )),
+        None if a.devnet => {
+            if !missing {
+                tracing::warn!(
+                    "genesis {}: {problem}; no chain store holds one, so a new devnet genesis \
+                     replaces it",
+                    path.display()
+                );
+            }
+            devnet_genesis(&path, a)
+        }
+        None => Err(anyhow!(
+            "genesis {}: {problem}: put the network's genesis.json there, or give \
+             --genesis FILE (or --devnet for a one-node devnet)",
+            path.display()
+        )),
+    }
+}
+
+/// An API token worth keeping: at least 16 visible ASCII characters.
+fn usable_token(t: &str) -> bool {
+    t.len() >= 16 && t.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The API token in the data directory, made (random, 0600, durably) when missing, and
+/// made again when the file is empty or unreadable: never an empty token.
+fn token(data: &Path) -> Result<String> {
+    let path = data.join("api.token");
+    let replace = match std::fs::read_to_string(&path) {
+        Ok(t) if usable_token(t.trim()) => return Ok(t.trim().to_owned()),
+        Ok(t) if t.trim().is_empty() => Some("the file is empty".to_owned()),
+        Ok(_) => Some("not a token (at least 16 visible ASCII characters)".to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => Some(e.to_string()),
+    };
     let mut bytes = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
         .map_err(|_| anyhow!("the random generator failed"))?;
     let t = hex::encode(bytes);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("{}", path.display()))?;
-    f.write_all(t.as_bytes())?;
+    match replace {
+        Some(why) => {
+            tracing::warn!(
+                "api token {}: {why}; a new token replaces it",
+                path.display()
+            );
+            runtime::durable::write(&path, t.as_bytes(), 0o600)?;
+        }
+        None => match runtime::durable::create_new(&path, t.as_bytes(), 0o600) {
+            Ok(()) => {}
+            // Another process made it meanwhile: theirs is the token.
+            Err(e) if e.already_exists() => {
+                let theirs = std::fs::read_to_string(&path)
+                    .with_context(|| format!("{}", path.display()))?;
+                return Ok(theirs.trim().to_owned());
+            }
+            Err(e) => return Err(e.into()),
+        },
+    }
     Ok(t)
 }
 

@@ -14,8 +14,10 @@ use crate::pid1::control::ControlServer;
 use crate::pid1::supervisor::Supervisor;
 use crate::pid1::{Boot, DataState};
 
-/// The chain node as a service, when /data is mounted and there is a genesis (or a devnet
-/// is asked for): its data in /data/chain, its key /data/keys/node.key.
+/// The chain node as a service, when /data is mounted and there is a genesis (or a chain
+/// store, which keeps its genesis, or a devnet is asked for): its data in /data/chain, its
+/// key /data/keys/node.key. A devnet always gets `--devnet`, so a damaged genesis file is
+/// restored from the store, or made again while there is none.
 fn chain_service(boot: &Boot) -> Option<ServiceSpec> {
     let c = &boot.config.chain;
     if !c.enabled || !matches!(boot.data, DataState::Mounted { .. }) {
@@ -24,12 +26,13 @@ fn chain_service(boot: &Boot) -> Option<ServiceSpec> {
     let mut argv: Vec<String> = ["/init", "chain", "--data", "/data/chain"]
         .map(String::from)
         .to_vec();
-    if !Path::new("/data/chain/genesis.json").exists() {
-        if !c.devnet {
-            info!("chain: no /data/chain/genesis.json and no devnet asked for; not started");
-            return None;
-        }
+    if c.devnet {
         argv.push("--devnet".into());
+    } else if !Path::new("/data/chain/genesis.json").exists()
+        && !Path::new("/data/chain/db").exists()
+    {
+        info!("chain: no /data/chain/genesis.json and no devnet asked for; not started");
+        return None;
     }
     Some(ServiceSpec {
         name: "chain".into(),
