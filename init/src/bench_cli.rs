@@ -131,13 +131,6 @@ fn print_table(s: &report::Signed, signer: &str) {
     println!("  signed by {} with {signer}", &s.public_key[..16]);
 }
 
-/// Writes `text` to `path` through a temporary file and a rename.
-fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| tmp.display().to_string())?;
-    std::fs::rename(&tmp, path).with_context(|| path.display().to_string())
-}
-
 pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(BenchCommand::Verify { file }) = &args.command {
         let text = std::fs::read_to_string(file).with_context(|| file.display().to_string())?;
@@ -186,7 +179,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     let text = signed.to_file_text();
     if let Some(out) = &args.out {
-        write_atomically(out, &text)?;
+        // Durably: a power cut leaves the old report or the new one.
+        runtime::durable::write(out, text.as_bytes(), 0o644)?;
     }
     if args.json {
         print!("{text}");

@@ -1,11 +1,9 @@
 //! What the node remembers about updates across boots, in /data/update/state.json: the
 //! last rollback (shown by `status`) and the failed versions already reported, so a
-//! rollback is logged once, not on every later boot. Written through a temporary file,
-//! fsync and rename.
+//! rollback is logged once, not on every later boot. Written durably (runtime::durable).
 
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -49,20 +47,9 @@ impl UpdateState {
     }
 
     pub fn save(&self, path: &Path) -> Result<(), String> {
-        let err = |e: std::io::Error| format!("{}: {e}", path.display());
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(err)?;
-        }
-        let tmp = PathBuf::from(format!("{}.tmp", path.display()));
-        let body = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
-        let mut f = fs::File::create(&tmp).map_err(err)?;
-        f.write_all(&body).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        fs::rename(&tmp, path).map_err(err)?;
-        if let Some(dir) = path.parent() {
-            let _ = fs::File::open(dir).and_then(|d| d.sync_all());
-        }
-        Ok(())
+        let body =
+            serde_json::to_vec_pretty(self).map_err(|e| format!("{}: {e}", path.display()))?;
+        runtime::durable::write(path, &body, 0o644).map_err(|e| e.to_string())
     }
 
     /// Records that the loader fell back from `from` to `to`; false when that failure

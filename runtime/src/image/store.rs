@@ -27,6 +27,8 @@ pub enum StoreError {
     Io { path: String, source: io::Error },
     #[error(transparent)]
     Unpack(#[from] UnpackError),
+    #[error(transparent)]
+    Durable(#[from] crate::durable::DurableError),
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -138,6 +140,13 @@ impl Store {
                     let _ = fs::remove_dir_all(&tmp);
                     return Err(e.into());
                 }
+                // Every file of the layer reaches the disk before the layer's name does, so
+                // a power cut never leaves a named layer with empty files (one syncfs
+                // rather than an fsync per file).
+                if let Err(e) = crate::durable::sync_fs(&tmp) {
+                    let _ = fs::remove_dir_all(&tmp);
+                    return Err(e.into());
+                }
                 if let Err(e) = fs::rename(&tmp, &dest) {
                     let _ = fs::remove_dir_all(&tmp);
                     // Another import finished the same layer first: theirs is as good.
@@ -145,6 +154,7 @@ impl Store {
                         return Err(io_at(&dest)(e));
                     }
                 }
+                crate::durable::sync_dir(&self.root.join("layers"))?;
             }
             layers.push(dest);
         }
@@ -173,18 +183,15 @@ impl Store {
         Ok(self.root.join("images").join(format!("{hex}.json")))
     }
 
-    /// Writes the image's record through a temporary file and a rename, so a reader sees
-    /// either no record or a whole one.
+    /// Writes the image's record durably, so a reader sees either no record or a whole one,
+    /// after a power cut too.
     fn record(&self, img: &Imported) -> Result<(), StoreError> {
         let path = self.record_path(&img.manifest_digest)?;
-        let dir = self.root.join("images");
-        fs::create_dir_all(&dir).map_err(io_at(&dir))?;
-        let tmp = path.with_extension(format!("tmp{}", unique()));
-        let json = serde_json::to_vec_pretty(img).expect("an image record serializes");
-        fs::write(&tmp, json)
-            .and_then(|()| fs::File::open(&tmp)?.sync_all())
-            .and_then(|()| fs::rename(&tmp, &path))
-            .map_err(io_at(&path))
+        let json = serde_json::to_vec_pretty(img).map_err(|e| StoreError::Bad {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        Ok(crate::durable::write(&path, &json, 0o644)?)
     }
 
     /// The image imported under `digest`, or None when it has not been imported.

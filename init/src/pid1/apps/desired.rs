@@ -1,9 +1,8 @@
 //! The desired state: the apps this node should run, kept on /data so they come back after
-//! a reboot. Written through a temporary file, fsync and rename: a power cut leaves the old
-//! list or the new one, never half of one.
+//! a reboot. Written durably (runtime::durable): a power cut leaves the old list or the new
+//! one, never half of one.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use runtime::spec::AppSpec;
@@ -18,25 +17,24 @@ pub fn load(path: &Path) -> Result<Vec<AppSpec>, String> {
     }
 }
 
+/// Moves a list that cannot be read out of the way (to `desired.json.damaged-<secs>`), so
+/// the next save does not overwrite what a person may still recover from it. Returns the
+/// new name.
+pub fn set_aside(path: &Path, now_secs: u64) -> Result<std::path::PathBuf, String> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let aside = path.with_file_name(format!("{}.damaged-{now_secs}", name.unwrap_or_default()));
+    fs::rename(path, &aside).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        runtime::durable::sync_dir(dir).map_err(|e| e.to_string())?;
+    }
+    Ok(aside)
+}
+
 pub fn save(path: &Path, apps: &[AppSpec]) -> Result<(), String> {
-    let tmp = path.with_extension("json.tmp");
-    let write = || -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)?;
-        }
-        let mut f = fs::File::create(&tmp)?;
-        // PID1 never panics: a serialization failure (none is possible for these types)
-        // is an I/O error like any other.
-        let bytes = serde_json::to_vec_pretty(apps).map_err(std::io::Error::other)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    };
-    write().map_err(|e| format!("{}: {e}", path.display()))
+    // PID1 never panics: a serialization failure (none is possible for these types) is
+    // an error like any other.
+    let bytes = serde_json::to_vec_pretty(apps).map_err(|e| format!("{}: {e}", path.display()))?;
+    runtime::durable::write(path, &bytes, 0o644).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -54,8 +52,12 @@ mod tests {
         .unwrap();
         save(&path, std::slice::from_ref(&app)).unwrap();
         assert_eq!(load(&path), Ok(vec![app]));
-        assert!(!path.with_extension("json.tmp").exists());
+        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
         fs::write(&path, b"{not json").unwrap();
         assert!(load(&path).unwrap_err().contains("desired.json"));
+        let aside = set_aside(&path, 1234).unwrap();
+        assert!(aside.ends_with("desired.json.damaged-1234"), "{aside:?}");
+        assert_eq!(fs::read(&aside).unwrap(), b"{not json");
+        assert_eq!(load(&path), Ok(vec![]));
     }
 }

@@ -181,7 +181,18 @@ impl Apps {
                 }
                 self.apps = specs.into_iter().map(App::new).collect();
             }
-            Err(e) => warn!("apps: desired state {e}; starting none"),
+            Err(e) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                match desired::set_aside(&self.desired, now) {
+                    Ok(aside) => warn!(
+                        "apps: desired state {e}; starting none (the file is kept as {})",
+                        aside.display()
+                    ),
+                    Err(e2) => warn!("apps: desired state {e}; starting none ({e2})"),
+                }
+            }
         }
     }
 

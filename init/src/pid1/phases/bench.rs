@@ -100,9 +100,8 @@ pub fn finished(job: &BenchJob, status: &WaitStatus) {
         });
     match checked {
         Ok((signed, text)) => {
-            let tmp = Path::new(BENCH_DIR).join("latest.json.tmp");
-            if let Err(e) = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, LATEST)) {
-                warn!("benchmark: keep {LATEST}: {e}");
+            if let Err(e) = runtime::durable::write(Path::new(LATEST), text.as_bytes(), 0o644) {
+                warn!("benchmark: keep {e}");
             }
             announce(&signed);
         }
