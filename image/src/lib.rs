@@ -16,7 +16,8 @@ pub mod pe;
 pub mod pipeline;
 pub mod rootfs;
 pub mod uki;
-pub mod update;
+/// The update code shared with the node, from its own crate (`image/update`).
+pub use fluxnode_update as update;
 
 pub use error::{Error, Result};
 

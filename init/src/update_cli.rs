@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
-use image::update::keys::{ReleaseKeys, RELEASE_KEYS_PATH};
+use fluxnode_update::keys::{ReleaseKeys, RELEASE_KEYS_PATH};
 use runtime::control::{Reply, Request};
 
 use crate::update::{self, esp, stage};

@@ -1,4 +1,4 @@
-//! Signed A/B updates on the node. A release bundle (see `image::update`) is verified
+//! Signed A/B updates on the node. A release bundle (see `fluxnode_update`) is verified
 //! against the release keys baked into the image, then its UKI is staged on the ESP as
 //! `fluxnode-<ver>+3.efi`; systemd-boot counts the tries down, PID1 renames the entry to
 //! `fluxnode-<ver>.efi` once the new version has proved healthy, and the loader falls back
@@ -13,8 +13,8 @@ pub mod state;
 use std::fs;
 use std::path::Path;
 
-pub use image::update::entry::Entry;
-pub use image::update::version::Version;
+pub use fluxnode_update::entry::Entry;
+pub use fluxnode_update::version::Version;
 
 /// Where the image says which version it is (`VERSION_ID`, also in the UKI's `.osrel`).
 pub const OS_RELEASE: &str = "/etc/os-release";

@@ -10,9 +10,9 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use image::update::bundle::{self, VerifiedBundle};
-use image::update::entry::{prune_plan, Entry};
-use image::update::keys::ReleaseKeys;
+use fluxnode_update::bundle::{self, VerifiedBundle};
+use fluxnode_update::entry::{prune_plan, Entry};
+use fluxnode_update::keys::ReleaseKeys;
 use serde::Serialize;
 use tracing::info;
 

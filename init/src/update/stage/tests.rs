@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use image::update::bundle;
-use image::update::keys::ReleaseKeys;
+use fluxnode_update::bundle;
+use fluxnode_update::keys::ReleaseKeys;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 
 use super::*;
