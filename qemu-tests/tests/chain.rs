@@ -2,36 +2,14 @@
 //! (`fluxnode.chain.devnet=true`), and its JSON-RPC answers through a hostfwd port with a
 //! block count that rises.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use qemu_tests::{disk, ports, Artifacts, VmBuilder};
-use serde_json::Value;
-
-/// One JSON-RPC call over plain HTTP.
-fn rpc(port: u16, method: &str) -> Option<Value> {
-    let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":[]}}"#);
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let req = format!(
-        "POST / HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let (_, json) = out.split_once("\r\n\r\n")?;
-    serde_json::from_str::<Value>(json)
-        .ok()?
-        .get("result")
-        .cloned()
-}
+use qemu_tests::{disk, ports, rpc, Artifacts, VmBuilder};
 
 fn block_count(port: u16, within: Duration) -> u64 {
     let start = Instant::now();
     loop {
-        if let Some(n) = rpc(port, "getblockcount").and_then(|v| v.as_u64()) {
+        if let Some(n) = rpc::block_count(port) {
             return n;
         }
         assert!(
@@ -70,7 +48,7 @@ fn the_image_runs_a_devnet_whose_block_count_rises_through_hostfwd() {
         std::thread::sleep(Duration::from_secs(2));
         now = block_count(port, Duration::from_secs(30));
     }
-    let info = rpc(port, "getinfo").unwrap();
+    let info = rpc::result(port, "getinfo", serde_json::json!([])).unwrap();
     assert_eq!(info["chain"], "fluxnode-devnet");
     assert!(
         vm.serial_log().contains("service chain started"),
