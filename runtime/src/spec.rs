@@ -1,16 +1,16 @@
 //! An app instance becomes an OCI runtime config (oci-spec's types, as libcontainer reads
 //! them), with secure defaults: pid, net, ipc, uts, mount and cgroup namespaces; Docker's
 //! default capability set and no more; no_new_privs; masked and read-only /proc paths; a
-//! device cgroup that denies everything but the standard devices; a seccomp profile that
-//! refuses the syscalls a container has no business making; and cgroup v2 limits under an
-//! absolute path, /apps/<app>-<instance>.
+//! device cgroup that denies everything but the standard devices; the default-deny seccomp
+//! allowlist of [`crate::seccomp`]; and cgroup v2 limits under an absolute path,
+//! /apps/<app>-<instance>.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     Capability, LinuxBlockIo, LinuxCapabilities, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType,
-    LinuxMemory, LinuxPids, LinuxResources, LinuxSeccomp, LinuxSeccompAction, LinuxSyscall, Spec,
+    LinuxMemory, LinuxPids, LinuxResources, Spec,
 };
 use serde::{Deserialize, Serialize};
 
@@ -118,51 +118,6 @@ pub const DEFAULT_CAPS: [Capability; 14] = [
     Capability::AuditWrite,
 ];
 
-/// Syscalls refused with EPERM: mounting, kernel modules and images, rebooting, swap,
-/// clocks, tracing other processes, kernel keyrings, BPF and perf, new namespaces.
-pub const DENIED_SYSCALLS: [&str; 40] = [
-    "mount",
-    "umount",
-    "umount2",
-    "pivot_root",
-    "fsopen",
-    "fsmount",
-    "fspick",
-    "move_mount",
-    "open_tree",
-    "kexec_load",
-    "kexec_file_load",
-    "init_module",
-    "finit_module",
-    "delete_module",
-    "reboot",
-    "swapon",
-    "swapoff",
-    "acct",
-    "bpf",
-    "perf_event_open",
-    "keyctl",
-    "add_key",
-    "request_key",
-    "ptrace",
-    "process_vm_readv",
-    "process_vm_writev",
-    "open_by_handle_at",
-    "name_to_handle_at",
-    "userfaultfd",
-    "setns",
-    "unshare",
-    "clock_settime",
-    "clock_adjtime",
-    "settimeofday",
-    "adjtimex",
-    "quotactl",
-    "lookup_dcookie",
-    "iopl",
-    "ioperm",
-    "syslog",
-];
-
 const CPU_PERIOD_US: u64 = 100_000;
 
 /// Checks the name and the resource figures of an app.
@@ -245,18 +200,6 @@ fn device_rules() -> Vec<LinuxDeviceCgroup> {
     rules
 }
 
-fn seccomp() -> LinuxSeccomp {
-    let mut denied = LinuxSyscall::default();
-    denied.set_names(DENIED_SYSCALLS.iter().map(|s| s.to_string()).collect());
-    denied.set_action(LinuxSeccompAction::ScmpActErrno);
-    denied.set_errno_ret(Some(libc::EPERM as u32));
-    let mut s = LinuxSeccomp::default();
-    s.set_default_action(LinuxSeccompAction::ScmpActAllow);
-    s.set_architectures(Some(vec![oci_spec::runtime::Arch::ScmpArchX86_64]));
-    s.set_syscalls(Some(vec![denied]));
-    s
-}
-
 fn resources(app: &AppSpec) -> LinuxResources {
     let mut cpu = LinuxCpu::default();
     cpu.set_period(Some(CPU_PERIOD_US));
@@ -330,7 +273,7 @@ pub fn runtime_spec(
     let mut linux = spec.linux().clone().unwrap_or_default();
     linux.set_cgroups_path(Some(cgroup_path(app)));
     linux.set_resources(Some(resources(app)));
-    linux.set_seccomp(Some(seccomp()));
+    linux.set_seccomp(Some(crate::seccomp::profile()));
     spec.set_linux(Some(linux));
     Ok(spec)
 }
@@ -338,7 +281,9 @@ pub fn runtime_spec(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_spec::runtime::LinuxNamespaceType;
+    use oci_spec::runtime::{
+        LinuxNamespaceType, LinuxSeccompAction, LinuxSeccompOperator, LinuxSyscall,
+    };
 
     fn app() -> AppSpec {
         AppSpec {
@@ -478,10 +423,70 @@ mod tests {
             "no /dev/loop-control (10:237) or other misc devices"
         );
         let seccomp = linux.seccomp().as_ref().unwrap();
-        let denied = &seccomp.syscalls().as_ref().unwrap()[0];
+        assert_eq!(seccomp.default_action(), LinuxSeccompAction::ScmpActErrno);
+        let rules = seccomp.syscalls().as_ref().unwrap();
+        let allowed = crate::seccomp::allowed_names(seccomp);
+        for call in [
+            "read",
+            "write",
+            "execve",
+            "openat",
+            "futex",
+            "epoll_wait",
+            "socket",
+            "connect",
+            "clone",
+        ] {
+            assert!(allowed.contains(&call), "{call} must be allowed");
+        }
+        for call in [
+            "io_uring_setup",
+            "keyctl",
+            "bpf",
+            "mount",
+            "ptrace",
+            "unshare",
+            "setns",
+            "init_module",
+            "clock_settime",
+        ] {
+            assert!(!allowed.contains(&call), "{call} must not be allowed");
+        }
+        // clone only when its flags (argument 0) carry no namespace flag, in the form
+        // libcontainer reads: mask in valueTwo, datum in value.
+        let namespaces = (libc::CLONE_NEWNS
+            | libc::CLONE_NEWUTS
+            | libc::CLONE_NEWIPC
+            | libc::CLONE_NEWUSER
+            | libc::CLONE_NEWPID
+            | libc::CLONE_NEWNET
+            | libc::CLONE_NEWCGROUP) as u64;
+        assert_eq!(namespaces, 0x7e02_0000);
+        let clone: Vec<&LinuxSyscall> = rules
+            .iter()
+            .filter(|r| r.names().iter().any(|n| n == "clone"))
+            .collect();
         assert!(
-            denied.names().iter().any(|n| n == "mount")
-                && denied.action() == LinuxSeccompAction::ScmpActErrno
+            clone.iter().all(|r| r.args().is_some()),
+            "clone is never free"
+        );
+        assert!(clone.iter().any(|r| {
+            r.action() == LinuxSeccompAction::ScmpActAllow
+                && r.args().as_deref().is_some_and(|a| {
+                    a.len() == 1
+                        && a[0].index() == 0
+                        && a[0].op() == LinuxSeccompOperator::ScmpCmpMaskedEq
+                        && a[0].value() == 0
+                        && a[0].value_two() == Some(namespaces)
+                })
+        }));
+        let clone3 = rules
+            .iter()
+            .find(|r| r.names().iter().any(|n| n == "clone3"))
+            .unwrap();
+        assert_eq!(
+            (clone3.action(), clone3.errno_ret()),
+            (LinuxSeccompAction::ScmpActErrno, Some(libc::ENOSYS as u32))
         );
         let json = serde_json::to_string(&s).unwrap();
         assert!(json.contains("\"cgroupsPath\":\"/apps/web-2\""), "{json}");
