@@ -1,12 +1,13 @@
 //! `fluxnode ctl app ...`: the client side of the app requests on PID1's control socket,
-//! and `fluxnode unpack`, the helper PID1 runs to import an image off its loop.
+//! and the helpers PID1 runs off its loop: `fluxnode unpack` (import an image) and
+//! `fluxnode purge` (remove what an app wrote).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
 use runtime::admission::{parse_bytes, parse_cores};
-use runtime::control::Request;
+use runtime::control::Client;
 use runtime::image::store::Store;
 use runtime::spec::{AppSpec, RestartPolicy};
 
@@ -23,6 +24,8 @@ pub enum AppCommand {
     },
     /// Every app: state, restarts, last exit, latest sample; and node totals.
     List,
+    /// Start the apps held on this boot (after boots in a row that never got healthy).
+    Resume,
     /// One app's recent accounting samples.
     Stats {
         name: String,
@@ -82,8 +85,8 @@ fn restart(s: &str) -> Result<RestartPolicy, String> {
         .map_err(|_| format!("expected no, on-failure or always, found {s:?}"))
 }
 
-/// The control request for an app command.
-pub fn request(cmd: AppCommand) -> Result<Request> {
+/// `fluxnode ctl app ...` through the typed client; what it prints.
+pub fn ctl(client: &Client, cmd: AppCommand) -> Result<serde_json::Value> {
     Ok(match cmd {
         AppCommand::Run(a) => {
             let image = match (&a.image, &a.source) {
@@ -91,30 +94,28 @@ pub fn request(cmd: AppCommand) -> Result<Request> {
                 (None, Some(src)) => Store::source_digest(src)?,
                 (None, None) => return Err(anyhow!("give --image DIGEST or --source PATH")),
             };
-            Request::AppRun {
-                app: AppSpec {
-                    name: a.name,
-                    instance: a.instance,
-                    image,
-                    source: a.source.map(|p| p.display().to_string()),
-                    command: a.command,
-                    env: a.env,
-                    ports: a.ports,
-                    cpu_millis: a.cpu,
-                    ram_bytes: a.ram,
-                    disk_bytes: a.disk,
-                    pids: a.pids,
-                    disk_weight: a.disk_weight,
-                    restart: a.restart,
-                },
-            }
+            serde_json::to_value(client.app_run(AppSpec {
+                name: a.name,
+                instance: a.instance,
+                image,
+                source: a.source.map(|p| p.display().to_string()),
+                command: a.command,
+                env: a.env,
+                ports: a.ports,
+                cpu_millis: a.cpu,
+                ram_bytes: a.ram,
+                disk_bytes: a.disk,
+                pids: a.pids,
+                disk_weight: a.disk_weight,
+                restart: a.restart,
+            })?)?
         }
-        AppCommand::Stop { name, purge } => Request::AppStop { name, purge },
-        AppCommand::List => Request::AppList,
-        AppCommand::Stats { name, samples } => Request::AppStats {
-            name,
-            samples: Some(samples),
-        },
+        AppCommand::Stop { name, purge } => serde_json::to_value(client.app_stop(&name, purge)?)?,
+        AppCommand::List => serde_json::to_value(client.app_list()?)?,
+        AppCommand::Stats { name, samples } => {
+            serde_json::to_value(client.app_stats(&name, samples)?)?
+        }
+        AppCommand::Resume => serde_json::to_value(client.app_resume()?)?,
     })
 }
 
@@ -136,4 +137,21 @@ pub fn unpack(store: &Path, source: &Path, expect: Option<&str>) -> Result<()> {
     }
     println!("{}", img.manifest_digest);
     Ok(())
+}
+
+/// `fluxnode purge DIR`: removes an app instance's directory (its upperdir with what the
+/// app wrote); PID1 unmounted its overlay first.
+pub fn purge(dir: &Path) -> Result<()> {
+    if !dir.is_absolute() || dir.parent().is_none() {
+        return Err(anyhow!(
+            "purge {}: not an instance directory",
+            dir.display()
+        ));
+    }
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("purge {}", dir.display()))
+        }
+        _ => Ok(()),
+    }
 }

@@ -62,30 +62,25 @@ struct ControlWorkload;
 
 impl Workload for ControlWorkload {
     fn report(&self) -> Vec<InstanceUsage> {
-        let req = runtime::control::Request::AppList;
-        let Ok(reply) = runtime::control::call(
+        let client = runtime::control::Client::new(
             Path::new(runtime::control::SOCKET),
-            &req,
             std::time::Duration::from_secs(2),
-        ) else {
+        );
+        let Ok(list) = client.app_list() else {
             return Vec::new();
         };
-        let apps = reply
-            .data
-            .as_ref()
-            .and_then(|d| d["apps"].as_array().cloned())
-            .unwrap_or_default();
-        apps.iter()
+        list.apps
+            .iter()
             .map(|a| InstanceUsage {
-                app: a["name"].as_str().unwrap_or_default().to_owned(),
-                instance: a["id"]
-                    .as_str()
-                    .and_then(|id| id.rsplit_once('-'))
+                app: a.name.clone(),
+                instance: a
+                    .id
+                    .rsplit_once('-')
                     .and_then(|(_, n)| n.parse().ok())
                     .unwrap_or(0),
-                running: a["state"] == "running",
-                cpu_usage_usec: a["latest"]["cpu_usage_usec"].as_u64().unwrap_or(0),
-                memory_peak: a["latest"]["memory_peak"].as_u64().unwrap_or(0),
+                running: a.state == runtime::control::replies::AppState::Running,
+                cpu_usage_usec: a.latest.map_or(0, |s| s.cpu_usage_usec),
+                memory_peak: a.latest.map_or(0, |s| s.memory_peak),
             })
             .collect()
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
-use runtime::control::{self, Request};
+use runtime::control::{self, Client};
 
 use crate::config::Config;
 use crate::selftest::{self, Selftest};
@@ -57,6 +57,10 @@ enum Command {
         expect: Option<String>,
         source: PathBuf,
     },
+    /// Remove what an app instance wrote (PID1 runs this as a helper when an app is
+    /// stopped with --purge, so gigabytes never block its loop).
+    #[command(hide = true)]
+    Purge { dir: PathBuf },
     /// Run the chain node.
     Chain(crate::chain_cli::ChainArgs),
     /// A wallet key: new, address, balance.
@@ -101,26 +105,19 @@ enum CtlCommand {
     Update(crate::update_cli::CtlUpdate),
 }
 
+/// Each request through the typed client; the typed reply printed as JSON.
 fn ctl(socket: &std::path::Path, command: CtlCommand) -> Result<()> {
-    let mut wait = Duration::from_secs(10);
-    let request = match command {
-        CtlCommand::Status => Request::Status,
-        CtlCommand::Bench => Request::BenchLatest,
-        CtlCommand::Restart { name } => Request::ServiceRestart { name },
-        CtlCommand::Shutdown => Request::Shutdown,
-        CtlCommand::Reboot => Request::Reboot,
-        CtlCommand::App(cmd) => crate::app_cli::request(cmd)?,
-        CtlCommand::Update(cmd) => {
-            let (request, longer) = crate::update_cli::request(cmd)?;
-            wait = longer;
-            request
-        }
+    let c = Client::new(socket, Duration::from_secs(10));
+    let shown = match command {
+        CtlCommand::Status => Some(serde_json::to_value(c.status()?)?),
+        CtlCommand::Bench => Some(serde_json::to_value(c.bench_latest()?)?),
+        CtlCommand::Restart { name } => c.service_restart(&name).map(|()| None)?,
+        CtlCommand::Shutdown => c.shutdown().map(|()| None)?,
+        CtlCommand::Reboot => c.reboot().map(|()| None)?,
+        CtlCommand::App(cmd) => Some(crate::app_cli::ctl(&c, cmd)?),
+        CtlCommand::Update(cmd) => crate::update_cli::ctl(&c, cmd)?,
     };
-    let reply = control::call(socket, &request, wait)?;
-    if !reply.ok {
-        bail!("{}", reply.error.unwrap_or_else(|| "refused".into()));
-    }
-    match reply.data {
+    match shown {
         Some(data) => println!("{}", serde_json::to_string_pretty(&data)?),
         None => println!("ok"),
     }
@@ -158,6 +155,7 @@ pub fn run() -> Result<()> {
             expect,
             source,
         } => crate::app_cli::unpack(&store, &source, expect.as_deref())?,
+        Command::Purge { dir } => crate::app_cli::purge(&dir)?,
         Command::Oci(args) => crate::oci_cli::run(args)?,
         Command::Wallet(cmd) => crate::wallet_cli::wallet(cmd)?,
         Command::Chain(args) => crate::chain_cli::run(args)?,

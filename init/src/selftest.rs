@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use nix::unistd::{fork, ForkResult};
-use runtime::control::{self, Request};
+use runtime::control::Client;
 
 #[derive(Subcommand)]
 pub enum Selftest {
@@ -84,11 +84,7 @@ pub fn run(test: Selftest) -> Result<()> {
             std::fs::write(&path, &text).with_context(|| path.display().to_string())?;
             OpenOptions::new().read(true).open(&path)?.sync_all()?;
             println!("selftest: wrote {}, asking PID1 to reboot", path.display());
-            control::call(
-                std::path::Path::new(control::SOCKET),
-                &Request::Reboot,
-                Duration::from_secs(10),
-            )?;
+            Client::default().reboot()?;
             std::thread::sleep(Duration::from_secs(60));
             Ok(())
         }
@@ -122,30 +118,25 @@ pub fn run(test: Selftest) -> Result<()> {
             Ok(())
         }
         Selftest::BenchLatest => {
-            let reply = control::call(
-                std::path::Path::new(control::SOCKET),
-                &Request::BenchLatest,
-                Duration::from_secs(5),
-            )?;
-            let data = reply.data.unwrap_or_default();
-            let report = &data["report"];
-            println!(
-                "selftest bench.latest: ok={} schema={} tier={}",
-                reply.ok,
-                report["schema"].as_str().unwrap_or("-"),
-                report["verdict"]["tier"].as_str().unwrap_or("none")
-            );
+            let client = Client::default().with_timeout(Duration::from_secs(5));
+            match client.bench_latest() {
+                Ok(s) => println!(
+                    "selftest bench.latest: ok=true schema={} tier={}",
+                    s.report.schema,
+                    s.report.verdict.tier.map_or("none", |t| t.name())
+                ),
+                Err(e) => println!("selftest bench.latest: ok=false {e}"),
+            }
             loop {
                 std::thread::sleep(Duration::from_secs(3600));
             }
         }
         Selftest::StatusEvery { seconds } => loop {
-            let reply = control::call(
-                std::path::Path::new(control::SOCKET),
-                &Request::Status,
-                Duration::from_secs(5),
-            )?;
-            println!("selftest status: {}", serde_json::to_string(&reply.data)?);
+            let client = Client::default().with_timeout(Duration::from_secs(5));
+            println!(
+                "selftest status: {}",
+                serde_json::to_string(&client.status()?)?
+            );
             std::thread::sleep(Duration::from_secs(seconds));
         },
     }

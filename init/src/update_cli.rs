@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
 use fluxnode_update::keys::{ReleaseKeys, RELEASE_KEYS_PATH};
-use runtime::control::{Reply, Request};
+use runtime::control::{Client, Reply};
 
 use crate::update::{self, esp, stage};
 
@@ -62,8 +62,8 @@ pub enum CtlUpdate {
     },
 }
 
-/// The control request of `fluxnode ctl update ...`, and how long to wait for its reply.
-pub fn request(cmd: CtlUpdate) -> Result<(Request, Duration)> {
+/// `fluxnode ctl update ...` through the typed client; what it prints.
+pub fn ctl(client: &Client, cmd: CtlUpdate) -> Result<Option<serde_json::Value>> {
     match cmd {
         CtlUpdate::Stage {
             file,
@@ -71,14 +71,11 @@ pub fn request(cmd: CtlUpdate) -> Result<(Request, Duration)> {
             no_reboot,
         } => {
             let path = std::path::absolute(&file).with_context(|| format!("{}", file.display()))?;
-            Ok((
-                Request::UpdateStage {
-                    path: path.display().to_string(),
-                    force,
-                    reboot: !no_reboot,
-                },
-                Duration::from_secs(600),
-            ))
+            let staged = client
+                .clone()
+                .with_timeout(Duration::from_secs(600))
+                .update_stage(&path.display().to_string(), force, !no_reboot)?;
+            Ok(Some(serde_json::to_value(staged)?))
         }
     }
 }

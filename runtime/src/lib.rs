@@ -5,6 +5,7 @@
 
 pub mod accounting;
 pub mod admission;
+pub mod apps;
 pub mod bench;
 pub mod cgroup;
 pub mod container;

@@ -83,6 +83,11 @@ impl AppSpec {
     pub fn id(&self) -> String {
         format!("{}-{}", self.name, self.instance)
     }
+
+    /// The signal that asks the app to stop.
+    pub fn stop_signal(&self) -> nix::sys::signal::Signal {
+        nix::sys::signal::Signal::SIGTERM
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -1,6 +1,9 @@
-//! PID1's side of the control socket: a non-blocking listener in the event loop, one buffer
-//! per connection, request lines handed to the loop and replies written back. Only root
-//! may connect: the socket is mode 0600 and the peer's uid is checked too.
+//! PID1's side of the control socket: a non-blocking listener in the event loop, an input
+//! and an output buffer per connection, request lines handed to the loop and replies
+//! written back. A reply the socket cannot take at once waits in the output buffer and is
+//! finished when epoll says the socket is writable, so a reply of any size arrives whole
+//! and the loop never blocks on a slow reader (one that lets more than `MAX_OUT` wait is
+//! dropped). Only root may connect: the socket is mode 0600 and the peer's uid is checked.
 
 use std::collections::HashMap;
 use std::fs;
@@ -19,9 +22,18 @@ use tracing::warn;
 /// Connection tokens start here in the loop's epoll.
 pub const TOKEN_BASE: u64 = 1_000;
 
+/// The most reply bytes that may wait for one slow reader.
+const MAX_OUT: usize = 64 << 20;
+
 struct Conn {
     stream: UnixStream,
     buf: Vec<u8>,
+    out: Vec<u8>,
+    /// The connection is watched for EPOLLOUT (output is waiting).
+    writing: bool,
+    /// The client closed its side (or sent too much): the connection ends once its
+    /// replies are written.
+    eof: bool,
 }
 
 pub struct ControlServer {
@@ -71,18 +83,24 @@ impl ControlServer {
                     Conn {
                         stream,
                         buf: Vec::new(),
+                        out: Vec::new(),
+                        writing: false,
+                        eof: false,
                     },
                 );
             }
         }
     }
 
-    /// Reads what a connection sent; returns its complete lines. Closed or oversized
-    /// connections are dropped.
-    pub fn read_lines(&mut self, token: u64, epoll: &Epoll) -> Vec<String> {
+    /// Reads what a connection sent; returns its complete lines. A closed or oversized
+    /// connection is marked to end once its replies are out ([`ControlServer::settle`]).
+    pub fn read_lines(&mut self, token: u64) -> Vec<String> {
         let Some(conn) = self.conns.get_mut(&token) else {
             return Vec::new();
         };
+        if conn.eof {
+            return Vec::new();
+        }
         let mut chunk = [0u8; 4096];
         let mut closed = false;
         loop {
@@ -107,27 +125,103 @@ impl ControlServer {
         }
         if conn.buf.len() > MAX_LINE {
             warn!("control: request longer than {MAX_LINE} bytes refused");
-            self.reply(
-                token,
-                &Reply::error(format!("request longer than {MAX_LINE} bytes")),
+            let line = format!(
+                "{}\n",
+                serde_json::to_string(&Reply::error(format!(
+                    "request longer than {MAX_LINE} bytes"
+                )))
+                .unwrap_or_default()
             );
+            let _ = conn.stream.write(line.as_bytes());
             closed = true;
         }
-        if closed {
-            if let Some(c) = self.conns.remove(&token) {
-                let _ = epoll.delete(c.stream.as_fd());
-            }
-        }
+        conn.eof |= closed;
         lines
     }
 
-    /// Writes a reply line; a client that does not read it loses it.
-    pub fn reply(&mut self, token: u64, reply: &Reply) {
-        if let Some(conn) = self.conns.get_mut(&token) {
-            let mut line =
-                serde_json::to_string(reply).unwrap_or_else(|_| r#"{"ok":false}"#.into());
-            line.push('\n');
-            let _ = conn.stream.write_all(line.as_bytes());
+    /// After the replies to a connection's lines are queued: one whose client is gone is
+    /// dropped once nothing waits to be written (until then only EPOLLOUT is watched).
+    pub fn settle(&mut self, token: u64, epoll: &Epoll) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if !conn.eof {
+            return;
+        }
+        if conn.out.is_empty() {
+            self.drop_conn(token, epoll);
+        } else {
+            let mut ev = EpollEvent::new(EpollFlags::EPOLLOUT, token);
+            let _ = epoll.modify(conn.stream.as_fd(), &mut ev);
+            conn.writing = true;
+        }
+    }
+
+    fn drop_conn(&mut self, token: u64, epoll: &Epoll) {
+        if let Some(c) = self.conns.remove(&token) {
+            let _ = epoll.delete(c.stream.as_fd());
+        }
+    }
+
+    /// Queues a reply line and writes what the socket takes now; the rest is written when
+    /// the socket becomes writable ([`ControlServer::flush`]).
+    pub fn reply(&mut self, token: u64, reply: &Reply, epoll: &Epoll) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let line = serde_json::to_string(reply).unwrap_or_else(|_| r#"{"ok":false}"#.into());
+        if conn.out.len() + line.len() > MAX_OUT {
+            warn!("control: a client left {MAX_OUT} bytes of replies unread; dropped");
+            self.drop_conn(token, epoll);
+            return;
+        }
+        conn.out.extend_from_slice(line.as_bytes());
+        conn.out.push(b'\n');
+        self.flush(token, epoll);
+    }
+
+    /// Writes waiting output until the socket would block; watches for EPOLLOUT while
+    /// some is left.
+    pub fn flush(&mut self, token: u64, epoll: &Epoll) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let mut broken = false;
+        while !conn.out.is_empty() {
+            match conn.stream.write(&conn.out) {
+                Ok(0) => {
+                    broken = true;
+                    break;
+                }
+                Ok(n) => {
+                    conn.out.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    broken = true;
+                    break;
+                }
+            }
+        }
+        if broken || (conn.eof && conn.out.is_empty()) {
+            self.drop_conn(token, epoll);
+            return;
+        }
+        if conn.eof {
+            return;
+        }
+        let want = !conn.out.is_empty();
+        if want != conn.writing {
+            let flags = if want {
+                EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT
+            } else {
+                EpollFlags::EPOLLIN
+            };
+            let mut ev = EpollEvent::new(flags, token);
+            if epoll.modify(conn.stream.as_fd(), &mut ev).is_ok() {
+                conn.writing = want;
+            }
         }
     }
 }

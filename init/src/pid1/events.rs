@@ -13,12 +13,12 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use runtime::control::{self, Reply, Request};
-use serde_json::json;
 use tracing::{debug, info};
 
 use super::control::{ControlServer, TOKEN_BASE};
+use super::status::{self, TurnClock};
 use super::update::health;
-use super::{phases, power_button, reaper, uptime, Action, Boot, DataState};
+use super::{phases, power_button, reaper, Action, Boot};
 use std::os::unix::net::UnixStream;
 
 const SIGNALS: [Signal; 5] = [
@@ -43,12 +43,16 @@ pub fn block_signals() -> Result<SignalFd> {
     SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).context("signalfd")
 }
 
-fn answer(r: Result<serde_json::Value, String>) -> Reply {
-    match r {
+/// A typed reply (or a refusal) as the wire's envelope.
+fn answer<T: serde::Serialize>(r: Result<T, String>) -> Reply {
+    match r.and_then(|v| serde_json::to_value(v).map_err(|e| e.to_string())) {
         Ok(v) => Reply::ok(Some(v)),
         Err(e) => Reply::error(e),
     }
 }
+
+/// A loop that has run this long counts as healthy: the boot-loop count starts again.
+const HEALTHY_LOOP: Duration = Duration::from_secs(120);
 
 pub struct Loop {
     epoll: Epoll,
@@ -57,6 +61,8 @@ pub struct Loop {
     control: Option<ControlServer>,
     boot: Boot,
     orphans_reaped: u64,
+    turns: TurnClock,
+    started: Instant,
     /// A shutdown decided outside an event handler (a staged update to boot into).
     pending: Option<Action>,
 }
@@ -85,6 +91,8 @@ impl Loop {
             control,
             boot,
             orphans_reaped: 0,
+            turns: TurnClock::default(),
+            started: Instant::now(),
             pending: None,
         })
     }
@@ -123,7 +131,13 @@ impl Loop {
                 Err(Errno::EINTR) => 0,
                 Err(e) => return Err(e).context("epoll_wait"),
             };
+            let turn = Instant::now();
             for ev in &events[..n] {
+                if ev.data() >= TOKEN_BASE && ev.events().contains(EpollFlags::EPOLLOUT) {
+                    if let Some(c) = self.control.as_mut() {
+                        c.flush(ev.data(), &self.epoll);
+                    }
+                }
                 let action = match ev.data() {
                     TOKEN_SIGNALS => self.on_signals()?,
                     TOKEN_CONTROL => {
@@ -143,12 +157,26 @@ impl Loop {
                 w.pet_if_due();
             }
             self.boot.supervisor.tick();
-            self.boot.apps.tick();
+            self.boot.apps.tick(Instant::now());
             if self.trial_failed() {
                 return Ok(Action::Reboot);
             }
             if let Some(action) = self.pending.take() {
                 return Ok(action);
+            }
+            self.note_healthy();
+            self.turns.record(turn.elapsed());
+        }
+    }
+
+    /// After two minutes of loop, this boot was a healthy one.
+    fn note_healthy(&mut self) {
+        if self.started.elapsed() < HEALTHY_LOOP {
+            return;
+        }
+        if let Some(guard) = self.boot.boot_guard.take() {
+            if let Err(e) = guard.healthy() {
+                tracing::warn!("apps: boot count {e}");
             }
         }
     }
@@ -186,7 +214,7 @@ impl Loop {
             } else if let Some(done) = self.boot.updates.on_exit(pid, &status) {
                 if let Some(f) = done {
                     if let Some(c) = self.control.as_mut() {
-                        c.reply(f.token, &f.reply);
+                        c.reply(f.token, &f.reply, &self.epoll);
                     }
                     if f.reboot {
                         info!("update staged: rebooting into it");
@@ -194,7 +222,10 @@ impl Loop {
                     }
                 }
             } else if !self.boot.supervisor.on_exit(pid, &status)
-                && !self.boot.apps.on_exit(pid, &status)
+                && !self
+                    .boot
+                    .apps
+                    .on_exit(pid.as_raw(), &status, Instant::now())
             {
                 self.orphans_reaped += 1;
                 debug!("reaped orphan {pid}: {status:?}");
@@ -229,7 +260,7 @@ impl Loop {
     }
 
     fn on_control(&mut self, token: u64) -> Option<Action> {
-        let lines = self.control.as_mut()?.read_lines(token, &self.epoll);
+        let lines = self.control.as_mut()?.read_lines(token);
         let mut action = None;
         for line in lines {
             let (reply, act) = match control::parse_request(&line) {
@@ -237,9 +268,12 @@ impl Loop {
                 Err(e) => (Some(Reply::error(e)), None),
             };
             if let (Some(c), Some(reply)) = (self.control.as_mut(), reply) {
-                c.reply(token, &reply);
+                c.reply(token, &reply, &self.epoll);
             }
             action = action.or(act);
+        }
+        if let Some(c) = self.control.as_mut() {
+            c.settle(token, &self.epoll);
         }
         action
     }
@@ -268,7 +302,14 @@ impl Loop {
 
     fn answer(&mut self, req: Request) -> (Reply, Option<Action>) {
         match req {
-            Request::Status => (Reply::ok(Some(self.status())), None),
+            Request::Status => (
+                answer(Ok(status::status(
+                    &self.boot,
+                    self.orphans_reaped,
+                    &self.turns,
+                ))),
+                None,
+            ),
             Request::ServiceRestart { name } => match self.boot.supervisor.restart(&name) {
                 Ok(()) => {
                     info!("control: restarting service {name}");
@@ -291,55 +332,18 @@ impl Loop {
                 info!("control: reboot requested");
                 (Reply::ok(None), Some(Action::Reboot))
             }
-            Request::AppRun { app } => (answer(self.boot.apps.run(app)), None),
+            Request::AppRun { app } => (answer(self.boot.apps.run(app, Instant::now())), None),
             Request::AppStop { name, purge } => (
-                answer(
-                    self.boot
-                        .apps
-                        .stop(&name, purge)
-                        .map(|()| json!({"stopping": name})),
-                ),
+                answer(self.boot.apps.stop(&name, purge, Instant::now())),
                 None,
             ),
-            Request::AppList => (Reply::ok(Some(self.boot.apps.list())), None),
+            Request::AppList => (answer(Ok(self.boot.apps.list())), None),
             Request::AppStats { name, samples } => (
                 answer(self.boot.apps.stats(&name, samples.unwrap_or(12))),
                 None,
             ),
+            Request::AppResume => (answer(self.boot.apps.resume(Instant::now())), None),
             Request::UpdateStage { .. } => (Reply::error("update.stage is answered later"), None),
         }
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let storage = match &self.boot.data {
-            DataState::Mounted { device } => {
-                json!({"state": "mounted", "device": device, "mountpoint": "/data"})
-            }
-            DataState::Degraded(reason) => json!({"state": "degraded", "reason": reason}),
-            DataState::NotYet => json!({"state": "not yet"}),
-        };
-        let net: Vec<_> = crate::net::ipv4_addresses()
-            .into_iter()
-            .map(|(link, addr)| json!({"link": link, "address": addr}))
-            .collect();
-        let phases: Vec<_> = self
-            .boot
-            .phases
-            .iter()
-            .map(|(n, ms)| json!({"name": n, "ms": ms}))
-            .collect();
-        json!({
-            "uptime_ms": uptime::ms() as u64,
-            "phases": phases,
-            "services": self.boot.supervisor.status(),
-            "net": net,
-            "net_config": self.boot.net,
-            "storage": storage,
-            "watchdog": self.boot.watchdog.as_ref().map(|w| w.timeout().as_secs()),
-            "orphans_reaped": self.orphans_reaped,
-            "zombies": reaper::count_zombies(),
-            "hostname": self.boot.config.hostname,
-            "update": self.boot.updates.status(),
-        })
     }
 }

@@ -4,7 +4,6 @@
 //! `catch_unwind`; a fatal error or a caught panic is printed and the machine reboots after
 //! 10 s. Only the early phase is fatal when it fails: every later one logs and boots on.
 
-pub mod apps;
 mod cmdline;
 pub mod console;
 pub mod control;
@@ -16,19 +15,27 @@ mod power_button;
 mod reaper;
 pub mod root;
 mod shutdown;
+mod status;
 mod supervisor;
 mod update;
 mod watchdog;
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
+use runtime::apps::boots::BootGuard;
+use runtime::apps::live::LiveHost;
+use runtime::apps::Manager;
 use tracing::{error, info};
 
 use crate::config::Config;
 use crate::uptime;
 pub use cmdline::Cmdline;
 pub use shutdown::Action;
+
+/// The app manager over the node's own host (libcontainer, cgroupfs, /data).
+pub type Apps = Manager<LiveHost>;
 
 /// The state of the data partition.
 #[derive(Debug, Clone)]
@@ -54,7 +61,9 @@ pub struct Boot {
     /// The benchmark helper, while it runs.
     pub bench_job: Option<phases::bench::BenchJob>,
     /// The apps (containers) this node runs; set up in the services phase.
-    pub apps: apps::Apps,
+    pub apps: Apps,
+    /// Counts boots that never reached a healthy loop (apps are held after three).
+    pub boot_guard: Option<BootGuard>,
     /// Phases that failed (a version on trial with a failed phase is not healthy).
     pub failed_phases: Vec<String>,
     /// A/B updates: the running version, a trial to judge, staging.
@@ -87,7 +96,13 @@ fn run() -> Result<Action> {
         power_buttons: Vec::new(),
         control: None,
         bench_job: None,
-        apps: apps::Apps::off(),
+        apps: Apps::new(
+            Err("not started yet".into()),
+            PathBuf::new(),
+            Default::default(),
+            Instant::now(),
+        ),
+        boot_guard: None,
         failed_phases: Vec::new(),
         updates: update::Updates::default(),
     };

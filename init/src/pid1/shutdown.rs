@@ -1,7 +1,9 @@
-//! The end of PID1: stop the services (SIGTERM, up to 10 s, then SIGKILL), then every other
-//! process, sync, unmount /data cleanly, disarm the watchdog, and power off or reboot. A
-//! fatal error takes the same road after 10 s on the console. Shutdown may block: the event
-//! loop has ended by then.
+//! The end of PID1: stop the services (SIGTERM, up to 10 s, then SIGKILL), then the apps
+//! (their stop signal, up to 10 s, then their cgroups killed), then every other process,
+//! sync, unmount /data cleanly, disarm the watchdog, and power off or reboot. A fatal error
+//! takes the same road after 10 s on the console. Shutdown may block (the event loop has
+//! ended by then), but every wait pets the watchdog in 50 ms slices, and the watchdog is
+//! disarmed only once /data is unmounted: a shutdown that hangs still ends in a reset.
 
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -12,7 +14,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::{sync, Pid};
 use tracing::{error, info, warn};
 
-use super::{logfile, phases::storage::DATA, reaper, Boot};
+use super::{logfile, phases::storage::DATA, reaper, watchdog, Boot};
 
 /// How PID1 ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +36,29 @@ fn wait_gone(pids: &[Pid], limit: Duration) -> bool {
         if started.elapsed() >= limit {
             return false;
         }
-        sleep(Duration::from_millis(50));
+        watchdog::sleep_petting(Duration::from_millis(50));
+    }
+}
+
+fn stop_apps(boot: &mut Boot) {
+    let pids: Vec<Pid> = boot
+        .apps
+        .container_pids()
+        .into_iter()
+        .map(Pid::from_raw)
+        .collect();
+    if pids.is_empty() {
+        return;
+    }
+    info!("stopping {} app(s)", pids.len());
+    boot.apps.signal_all(None);
+    if !wait_gone(&pids, GRACE) {
+        warn!(
+            "apps still running after {} s: killing their cgroups",
+            GRACE.as_secs()
+        );
+        boot.apps.kill_all();
+        wait_gone(&pids, Duration::from_secs(2));
     }
 }
 
@@ -76,7 +100,7 @@ fn stop_everything_else() {
             if reaper::reap_all().none_left {
                 return;
             }
-            sleep(Duration::from_millis(50));
+            watchdog::sleep_petting(Duration::from_millis(50));
         }
         if sig == Signal::SIGTERM {
             warn!(
@@ -147,19 +171,16 @@ pub fn finish(action: Action, boot: Option<Boot>) -> ! {
         Action::PowerOff => info!("powering off"),
         Action::Reboot => info!("rebooting"),
     }
-    let mut watchdog = None;
     if let Some(mut boot) = boot {
         stop_services(&mut boot);
-        watchdog = boot.watchdog.take();
+        stop_apps(&mut boot);
     }
     stop_everything_else();
     if data_mounted() {
         unmount_data();
     }
     sync();
-    if let Some(w) = watchdog {
-        w.magic_close();
-    }
+    watchdog::magic_close_at_end();
     halt(match action {
         Action::PowerOff => RebootMode::RB_POWER_OFF,
         Action::Reboot => RebootMode::RB_AUTOBOOT,
@@ -169,6 +190,6 @@ pub fn finish(action: Action, boot: Option<Boot>) -> ! {
 /// Prints a fatal error, waits 10 s so it can be read, and reboots. Never returns.
 pub fn fatal(msg: &str) -> ! {
     error!("fatal: {msg}; rebooting in 10 s");
-    sleep(Duration::from_secs(10));
+    watchdog::sleep_petting(Duration::from_secs(10));
     finish(Action::Reboot, None)
 }

@@ -10,42 +10,12 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
-use serde_json::{json, Value};
+use runtime::control::replies::ServiceStatus;
 use tracing::{info, warn};
 
 use crate::config::{Restart, ServiceSpec};
 
-const BACKOFF_FIRST: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
-/// A run this long resets the backoff.
-pub const HEALTHY: Duration = Duration::from_secs(300);
-
-/// The delay before restart number `failures` (1-based count of short runs in a row).
-pub fn backoff(failures: u32) -> Duration {
-    let doublings = failures.saturating_sub(1).min(16);
-    (BACKOFF_FIRST * (1u32 << doublings)).min(BACKOFF_MAX)
-}
-
-/// The count of short runs in a row after a run of `ran`.
-pub fn next_failures(previous: u32, ran: Duration) -> u32 {
-    if ran >= HEALTHY {
-        1
-    } else {
-        previous + 1
-    }
-}
-
-/// Describes a wait status for logs.
-pub fn exit_reason(status: &WaitStatus) -> String {
-    match status {
-        WaitStatus::Exited(_, code) => format!("exit status {code}"),
-        WaitStatus::Signaled(_, sig, core) => format!(
-            "killed by {sig}{}",
-            if *core { " (core dumped)" } else { "" }
-        ),
-        other => format!("{other:?}"),
-    }
-}
+pub use runtime::apps::backoff::{backoff, exit_reason, next_failures};
 
 #[derive(Debug)]
 enum State {
@@ -252,43 +222,30 @@ impl Supervisor {
             .collect()
     }
 
-    pub fn status(&self) -> Value {
-        Value::Array(
-            self.services
-                .iter()
-                .map(|s| {
-                    let (state, pid) = match s.state {
-                        State::Running { pid, .. } => ("running", Some(pid.as_raw())),
-                        State::Waiting { .. } => ("waiting", None),
-                        State::Done => ("stopped", None),
-                    };
-                    json!({"name": s.spec.name, "state": state, "pid": pid, "restarts": s.restarts, "last_exit": s.last_exit})
-                })
-                .collect(),
-        )
+    pub fn status(&self) -> Vec<ServiceStatus> {
+        self.services
+            .iter()
+            .map(|s| {
+                let (state, pid) = match s.state {
+                    State::Running { pid, .. } => ("running", Some(pid.as_raw())),
+                    State::Waiting { .. } => ("waiting", None),
+                    State::Done => ("stopped", None),
+                };
+                ServiceStatus {
+                    name: s.spec.name.clone(),
+                    state: state.into(),
+                    pid,
+                    restarts: s.restarts,
+                    last_exit: s.last_exit.clone(),
+                }
+            })
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_from_one_second_to_a_minute() {
-        let secs: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
-        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
-        assert_eq!(backoff(1000), BACKOFF_MAX);
-    }
-
-    #[test]
-    fn five_healthy_minutes_reset_the_backoff() {
-        assert_eq!(next_failures(6, Duration::from_secs(3)), 7);
-        assert_eq!(next_failures(6, HEALTHY), 1);
-        assert_eq!(
-            backoff(next_failures(6, Duration::from_secs(301))),
-            Duration::from_secs(1)
-        );
-    }
 
     fn spec(argv: &[&str], restart: Restart) -> ServiceSpec {
         ServiceSpec {
@@ -320,8 +277,8 @@ mod tests {
         }
         assert_eq!(delays, [1, 2, 4]);
         let st = sup.status();
-        assert_eq!(st[0]["restarts"], 3);
-        assert_eq!(st[0]["last_exit"], "exit status 3");
+        assert_eq!(st[0].restarts, 3);
+        assert_eq!(st[0].last_exit.as_deref(), Some("exit status 3"));
     }
 
     #[test]
@@ -333,6 +290,6 @@ mod tests {
         assert!(!sup.on_exit(Pid::from_raw(999_999), &status));
         assert!(sup.on_exit(pid, &status));
         assert_eq!(sup.next_deadline(), None);
-        assert_eq!(sup.status()[0]["state"], "stopped");
+        assert_eq!(sup.status()[0].state, "stopped");
     }
 }

@@ -1,11 +1,15 @@
 //! The hardware watchdog: opened when /dev/watchdog exists, petted from the loop at a third
-//! of its timeout, and magic-closed ('V') on a clean shutdown so it does not fire while the
-//! machine powers off. If PID1's loop hangs, nobody pets it and the machine resets.
+//! of its timeout, and magic-closed ('V') on a clean shutdown, after /data is unmounted, so
+//! it does not fire while the machine powers off. If PID1's loop hangs, nobody pets it and
+//! the machine resets. A second descriptor of the device is kept for the end of PID1
+//! (shutdown and the fatal path, which may have lost the boot's state): every wait there
+//! pets it in slices, and the magic close goes through it.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
@@ -13,6 +17,46 @@ use tracing::{info, warn};
 nix::ioctl_read!(wdioc_keepalive, b'W', 5, libc::c_int);
 nix::ioctl_readwrite!(wdioc_settimeout, b'W', 6, libc::c_int);
 nix::ioctl_read!(wdioc_gettimeout, b'W', 7, libc::c_int);
+
+/// The device for the end of PID1 (a clone of the loop's descriptor).
+static LAST: Mutex<Option<File>> = Mutex::new(None);
+
+fn last() -> std::sync::MutexGuard<'static, Option<File>> {
+    LAST.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn keepalive(dev: &File) -> bool {
+    let mut dummy: libc::c_int = 0;
+    // SAFETY: WDIOC_KEEPALIVE takes (and ignores) an int pointer.
+    unsafe { wdioc_keepalive(dev.as_raw_fd(), &mut dummy) }.is_ok()
+        || (&*dev).write_all(b"\0").is_ok()
+}
+
+/// Pets the watchdog from shutdown or the fatal path (nothing when there is none).
+pub fn pet_at_end() {
+    if let Some(dev) = last().as_ref() {
+        keepalive(dev);
+    }
+}
+
+/// Disarms the watchdog at the very end of a clean shutdown: 'V', then the device's last
+/// descriptor is closed.
+pub fn magic_close_at_end() {
+    if let Some(mut dev) = last().take() {
+        if let Err(e) = dev.write_all(b"V") {
+            warn!("watchdog: magic close: {e}");
+        }
+    }
+}
+
+/// Sleeps `total`, petting the watchdog every 50 ms.
+pub fn sleep_petting(total: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < total {
+        pet_at_end();
+        std::thread::sleep(Duration::from_millis(50).min(total.saturating_sub(started.elapsed())));
+    }
+}
 
 pub struct Watchdog {
     dev: File,
@@ -55,6 +99,10 @@ impl Watchdog {
             timeout.as_secs(),
             (timeout / 3).as_millis()
         );
+        match dev.try_clone() {
+            Ok(clone) => *last() = Some(clone),
+            Err(e) => warn!("watchdog: no descriptor kept for shutdown: {e}"),
+        }
         let mut w = Watchdog {
             dev,
             timeout,
@@ -79,11 +127,7 @@ impl Watchdog {
         if self.hung {
             return;
         }
-        let mut dummy: libc::c_int = 0;
-        // SAFETY: WDIOC_KEEPALIVE takes (and ignores) an int pointer.
-        if unsafe { wdioc_keepalive(self.dev.as_raw_fd(), &mut dummy) }.is_err() {
-            let _ = self.dev.write_all(b"\0");
-        }
+        keepalive(&self.dev);
         self.last_pet = Instant::now();
     }
 
@@ -94,10 +138,11 @@ impl Watchdog {
         }
     }
 
-    /// Disarms the watchdog for a clean shutdown.
+    /// Disarms the watchdog now (config turned it off): 'V', and every descriptor closed.
     pub fn magic_close(mut self) {
         if let Err(e) = self.dev.write_all(b"V") {
             warn!("watchdog: magic close: {e}");
         }
+        drop(last().take());
     }
 }

@@ -13,7 +13,6 @@ use std::time::Duration;
 use fluxnode_update::bundle::{self, VerifiedBundle};
 use fluxnode_update::entry::{prune_plan, Entry};
 use fluxnode_update::keys::ReleaseKeys;
-use serde::Serialize;
 use tracing::info;
 
 use super::Version;
@@ -32,14 +31,8 @@ pub struct Options {
     pub chunk_delay: Option<Duration>,
 }
 
-/// What a successful staging did.
-#[derive(Debug, Clone, Serialize)]
-pub struct Staged {
-    pub staged: String,
-    pub version: String,
-    pub removed: Vec<String>,
-    pub bytes: u64,
-}
+/// What a successful staging did (the control reply's type).
+pub use runtime::control::replies::Staged;
 
 /// Checks a bundle against the release keys and the running version; writes nothing.
 pub fn verify(

@@ -9,13 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub const PATH: &str = "/data/update/state.json";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rollback {
-    pub from: String,
-    pub to: String,
-    /// Seconds since the Unix epoch when PID1 noticed it.
-    pub at: u64,
-}
+pub use runtime::control::replies::Rollback;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdateState {

@@ -1,18 +1,28 @@
 //! Phase services: the control socket is bound, and the supervisor takes the service table
 //! (built-in services, then the operator's from config) and starts them; the apps in the
-//! desired state on /data start too.
+//! desired state on /data are restored (and start from the loop, one per turn), unless the
+//! boots before this one never reached a healthy loop three times in a row: then they are
+//! held until `fluxnode ctl app resume`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::Result;
 use runtime::control::SOCKET;
 use tracing::{info, warn};
 
 use crate::config::{Restart, ServiceSpec};
-use crate::pid1::apps::{Apps, Paths};
 use crate::pid1::control::ControlServer;
 use crate::pid1::supervisor::Supervisor;
+use crate::pid1::Apps;
 use crate::pid1::{Boot, DataState};
+use runtime::apps::boots::BootGuard;
+use runtime::apps::live::{LiveHost, Paths};
+
+/// The apps this node should run.
+const DESIRED: &str = "/data/apps/desired.json";
+/// Boots in a row that never reached a healthy loop.
+const UNHEALTHY_BOOTS: &str = "/data/apps/unhealthy-boots";
 
 /// The chain node as a service, when /data is mounted and there is a genesis (or a chain
 /// store, which keeps its genesis, or a devnet is asked for): its data in /data/chain, its
@@ -55,12 +65,22 @@ pub fn run(boot: &mut Boot) -> Result<()> {
     }
     boot.supervisor = Supervisor::new(&boot.config.services);
     boot.supervisor.tick();
-    let data = match &boot.data {
-        DataState::Mounted { .. } => Ok(()),
+    let host = match &boot.data {
+        DataState::Mounted { .. } => LiveHost::open(Paths::default()),
         other => Err(format!("/data is not mounted ({other:?})")),
     };
-    boot.apps = Apps::new(Paths::default(), boot.config.reserve, data);
-    boot.apps.restore();
-    boot.apps.tick();
+    let now = Instant::now();
+    boot.apps = Apps::new(host, PathBuf::from(DESIRED), boot.config.reserve, now);
+    if matches!(boot.data, DataState::Mounted { .. }) {
+        let guard = BootGuard::new(Path::new(UNHEALTHY_BOOTS));
+        match guard.begin() {
+            Ok(Some(why)) => boot.apps.hold(why),
+            Ok(None) => {}
+            Err(e) => warn!("apps: boot count {e}"),
+        }
+        boot.boot_guard = Some(guard);
+    }
+    // The restored apps start from the loop, one per turn.
+    boot.apps.restore(now);
     Ok(())
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
-use serde_json::{json, Value};
+use runtime::control::replies::{Trial as TrialStatus, UpdateStatus};
 use tracing::{info, warn};
 
 use crate::update::{self, esp, state, Entry, Version};
@@ -296,7 +296,7 @@ impl Updates {
         }
     }
 
-    pub fn status(&self) -> Value {
+    pub fn status(&self) -> UpdateStatus {
         let committed: Vec<String> = self
             .entries
             .iter()
@@ -307,7 +307,10 @@ impl Updates {
             .entries
             .iter()
             .find(|(_, e)| !e.is_committed() && !e.is_bad())
-            .map(|(_, e)| json!({"version": e.version.to_string(), "tries_left": e.tries_left}));
+            .map(|(_, e)| TrialStatus {
+                version: e.version.to_string(),
+                tries_left: e.tries_left,
+            });
         let health = match &self.trial {
             None => "not on trial".to_owned(),
             Some(Trial::Watching { .. }) => "watching".into(),
@@ -315,15 +318,15 @@ impl Updates {
             Some(Trial::Committed) => "committed".into(),
             Some(Trial::Failed(why)) => format!("failed: {why}"),
         };
-        json!({
-            "running": self.running.as_ref().map(ToString::to_string),
-            "entry": self.entry,
-            "committed": committed,
-            "trial": trial,
-            "health": health,
-            "last_rollback": self.state.last_rollback,
-            "staging": self.jobs.staging(),
-            "off": self.off,
-        })
+        UpdateStatus {
+            running: self.running.as_ref().map(ToString::to_string),
+            entry: self.entry.clone(),
+            committed,
+            trial,
+            health,
+            last_rollback: self.state.last_rollback.clone(),
+            staging: self.jobs.staging(),
+            off: self.off.clone(),
+        }
     }
 }

@@ -1,6 +1,12 @@
 //! The PID1 control protocol: one JSON request and one JSON reply per line over the unix
 //! socket `/run/fluxnode/control.sock` (mode 0600, root only). PID1 serves it; the chain node
-//! and `fluxnode ctl` call it through the small blocking client here.
+//! and `fluxnode ctl` call it through the typed blocking [`Client`]; every reply's data is
+//! a type of [`replies`].
+
+mod client;
+pub mod replies;
+
+pub use client::Client;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -53,6 +59,9 @@ pub enum Request {
         #[serde(default = "yes")]
         reboot: bool,
     },
+    /// Starts the apps held on this boot (after unhealthy boots in a row).
+    #[serde(rename = "app.resume")]
+    AppResume,
     /// One app's recent samples (the last `samples`, default 12: one minute).
     #[serde(rename = "app.stats")]
     AppStats {
@@ -102,6 +111,8 @@ pub enum ControlError {
     },
     #[error("control socket {path}: bad reply {line:?}")]
     BadReply { path: String, line: String },
+    #[error("{why}")]
+    Refused { path: String, why: String },
 }
 
 /// Parses one request line; the error says what was wrong with it.

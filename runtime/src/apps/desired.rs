@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::Path;
 
-use runtime::spec::AppSpec;
+use crate::spec::AppSpec;
 
 /// Reads the list; a missing file is an empty list, an unreadable one is an error that
 /// names the file.
@@ -25,7 +25,7 @@ pub fn set_aside(path: &Path, now_secs: u64) -> Result<std::path::PathBuf, Strin
     let aside = path.with_file_name(format!("{}.damaged-{now_secs}", name.unwrap_or_default()));
     fs::rename(path, &aside).map_err(|e| format!("{}: {e}", path.display()))?;
     if let Some(dir) = path.parent() {
-        runtime::durable::sync_dir(dir).map_err(|e| e.to_string())?;
+        crate::durable::sync_dir(dir).map_err(|e| e.to_string())?;
     }
     Ok(aside)
 }
@@ -34,7 +34,7 @@ pub fn save(path: &Path, apps: &[AppSpec]) -> Result<(), String> {
     // PID1 never panics: a serialization failure (none is possible for these types) is
     // an error like any other.
     let bytes = serde_json::to_vec_pretty(apps).map_err(|e| format!("{}: {e}", path.display()))?;
-    runtime::durable::write(path, &bytes, 0o644).map_err(|e| e.to_string())
+    crate::durable::write(path, &bytes, 0o644).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -1,0 +1,49 @@
+//! What the app manager asks of the machine, as a trait: images, containers, cgroups,
+//! helper children and accounting. [`super::live::LiveHost`] does it with libcontainer and
+//! cgroupfs on the node; the manager's unit tests do it with a fake that records calls.
+//! Every call is made inside `catch_unwind` by the manager, so a panic in one marks that
+//! app failed, never PID1.
+
+use nix::sys::signal::Signal;
+
+use crate::accounting::Sample;
+use crate::admission::Resources;
+use crate::spec::AppSpec;
+
+/// Where an app's image stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Image {
+    /// In the store: the app can start.
+    Ready,
+    /// A helper child (this pid) is importing it; start again when it exits.
+    Importing(i32),
+}
+
+pub trait Host {
+    /// Makes sure the app's image is in the store, or starts importing it in a helper.
+    fn prepare(&mut self, app: &AppSpec) -> Result<Image, String>;
+    /// Why the import helper of `app` failed (its last words), once it has exited.
+    fn import_error(&mut self, app: &AppSpec) -> String;
+    /// Creates and starts the app's container (overlay, bundle, create and start, bounded
+    /// in time); returns the pid of its init, a child of the caller.
+    fn start(&mut self, app: &AppSpec) -> Result<i32, String>;
+    /// Sends `signal` to the app's init.
+    fn signal(&mut self, app: &AppSpec, signal: Signal) -> Result<(), String>;
+    /// Kills every process in the app's cgroup at once (`cgroup.kill`), without waiting.
+    fn kill_all(&mut self, app: &AppSpec) -> Result<(), String>;
+    /// Kills a helper child (an import that is no longer wanted).
+    fn kill_helper(&mut self, pid: i32);
+    /// Removes the app's container (state and cgroup) and unmounts its overlay; what the
+    /// app wrote stays.
+    fn cleanup(&mut self, app: &AppSpec) -> Result<(), String>;
+    /// Starts removing what the app wrote, in a helper child; returns its pid.
+    fn purge(&mut self, app: &AppSpec) -> Result<i32, String>;
+    /// One accounting sample of the app's cgroup.
+    fn sample(&mut self, app: &AppSpec) -> Result<Sample, String>;
+    /// How many OOM kills the app's cgroup has seen.
+    fn oom_kills(&mut self, app: &AppSpec) -> u64;
+    /// The last `max` bytes of the app's output.
+    fn output_tail(&mut self, app: &AppSpec, max: u64) -> String;
+    /// What the node can sell, and where that figure comes from.
+    fn capacity(&mut self) -> (Resources, String);
+}
