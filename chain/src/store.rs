@@ -1,10 +1,12 @@
 //! The chain's storage on sled: blocks (by hash), the height index, the transaction index,
 //! the state entries and the metadata (tip, digest, target, genesis hash), each under its
 //! own one-byte key prefix in sled's default tree. Each block is written as one atomic
-//! sled batch and flushed before the node announces it, so a node killed at any instant
-//! restarts on the state of a whole block. (One tree and a batch cost about 40% less per
+//! sled batch and flushed (sled's flush, then an fdatasync of its log) before the node
+//! announces it, so a node killed or cut from power at any instant restarts on the state
+//! of a whole block, and every block it served is still there. (One tree and a batch cost about 40% less per
 //! block than a transaction across five trees.) `reindex` rebuilds the state by replaying
-//! the stored blocks from genesis. Only the store opens the database.
+//! the stored blocks from genesis. The genesis itself is kept too, to restore a damaged
+//! genesis file. Only the store opens the database.
 
 use std::path::Path;
 
@@ -32,6 +34,8 @@ pub enum StoreError {
 pub struct Store {
     path: String,
     db: sled::Db,
+    /// sled's log file (`<dir>/db`), for fdatasync.
+    log: std::fs::File,
 }
 
 /// Key prefixes: block hash -> block; height (big-endian) -> block hash; state key ->
@@ -108,7 +112,8 @@ impl Store {
                     .into(),
             });
         }
-        Ok(Store { db, path })
+        let log = std::fs::File::open(dir.join("db")).map_err(|e| sled_err(sled::Error::Io(e)))?;
+        Ok(Store { db, path, log })
     }
 
     fn get(&self, prefix: u8, rest: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
@@ -173,7 +178,7 @@ impl Store {
                     self.genesis_json(&ledger.genesis)?,
                 )
                 .map_err(|e| self.sled(e))?;
-            self.db.flush().map_err(|e| self.sled(e))?;
+            self.flush()?;
         }
         let tip = self
             .get(META, META_TIP)?
@@ -235,8 +240,20 @@ impl Store {
         batch.insert(key(META, META_GENESIS), &l.genesis_hash[..]);
         batch.insert(key(META, META_TIP), meta_tip(l));
         self.db.apply_batch(batch).map_err(|e| self.sled(e))?;
+        self.flush()
+    }
+
+    /// Makes everything written so far survive a power cut. sled 0.34's own flush writes
+    /// its log with `sync_file_range`, which commits neither the file's metadata (the
+    /// extents of a growing log) nor the disk's cache: a power cut right after it lost a
+    /// block that had been served (seen in the qemu power-cut test). So the log file is
+    /// also fdatasync'ed here.
+    fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map_err(|e| self.sled(e))?;
-        Ok(())
+        self.log.sync_data().map_err(|e| StoreError::Sled {
+            path: self.path.clone(),
+            source: sled::Error::Io(e),
+        })
     }
 
     fn genesis_json(&self, g: &Genesis) -> Result<Vec<u8>, StoreError> {

@@ -67,30 +67,48 @@ pub fn put_host_files(img: &Path, mkdirs: &[&str], files: &[(&Path, &str)]) {
 
 /// Reads a file from FLUXDATA with debugfs.
 pub fn read_file(img: &Path, inner: &str) -> String {
+    debugfs_cat(&fs_arg(img), inner)
+}
+
+/// `debugfs -R "cat INNER" FS`: the file's bytes as text (empty when it is missing).
+fn debugfs_cat(fs: &str, inner: &str) -> String {
     let out = Command::new("debugfs")
         .arg("-R")
         .arg(format!("cat {inner}"))
-        .arg(fs_arg(img))
+        .arg(fs)
         .output()
         .expect("debugfs");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A copy of `img` at `copy` whose FLUXDATA has been through `e2fsck -fy` (the journal
-/// replayed, as the node's next boot does it): to read the files a node left after a
-/// power cut without touching its own disk.
+/// FLUXDATA of `img` as a file of its own at `copy` (sparse), after `e2fsck -fy` (the
+/// journal replayed, as the node's next boot does it): to read the files a node left
+/// after a power cut without touching its own disk. (e2fsck cannot replay a journal
+/// through the `?offset=` syntax: it loses the offset when it re-opens the filesystem.)
 pub fn replayed_copy(img: &Path, copy: &Path) {
-    let _ = fs::remove_file(copy);
-    let st = Command::new("cp")
-        .arg("--sparse=always")
-        .arg(img)
-        .arg(copy)
-        .status()
-        .expect("cp");
-    assert!(st.success(), "cp {} {}", img.display(), copy.display());
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut src = fs::File::open(img).expect("open the disk image");
+    src.seek(SeekFrom::Start(data_offset())).unwrap();
+    let mut dst = fs::File::create(copy).expect("create the copy");
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = src.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().all(|b| *b == 0) {
+            dst.seek(SeekFrom::Current(n as i64)).unwrap();
+        } else {
+            dst.write_all(&buf[..n]).unwrap();
+        }
+        len += n as u64;
+    }
+    dst.set_len(len).unwrap();
+    drop(dst);
     let out = Command::new("e2fsck")
         .arg("-fy")
-        .arg(fs_arg(copy))
+        .arg(copy)
         .output()
         .expect("e2fsck");
     // 0: clean; 1: errors corrected; 2: corrected, reboot wanted (a mounted root).
@@ -101,6 +119,11 @@ pub fn replayed_copy(img: &Path, copy: &Path) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Reads a file from a filesystem image of its own (see [`replayed_copy`]).
+pub fn read_fs_file(fs_image: &Path, inner: &str) -> String {
+    debugfs_cat(&fs_image.display().to_string(), inner)
 }
 
 /// `e2fsck -fn` on FLUXDATA: Ok with its report when clean and consistent.

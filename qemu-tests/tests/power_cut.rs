@@ -111,7 +111,7 @@ impl Devnet {
     fn token_on_disk(&self) -> String {
         let copy = self.dir.path().join("replayed.img");
         disk::replayed_copy(&self.img, &copy);
-        let t = disk::read_file(&copy, "/chain/api.token");
+        let t = disk::read_fs_file(&copy, "/chain/api.token");
         let _ = std::fs::remove_file(&copy);
         t.trim().to_owned()
     }
@@ -160,7 +160,12 @@ impl Seen {
             }
             for (h, hash) in &self.blocks {
                 let now = rpc::block_hash(port, *h);
-                assert_eq!(now.as_ref(), Some(hash), "block {h} after a power cut");
+                assert_eq!(
+                    now.as_ref(),
+                    Some(hash),
+                    "block {h} after a power cut\n{}",
+                    vm.tail(40)
+                );
             }
         }
         for h in self.top() + 1..=count {
