@@ -1,8 +1,9 @@
 //! Phase 0, root: the initramfs root ("rootfs") can never be `pivot_root`ed away, and
 //! libcontainer pivots into every container's root, so containers would fail with EINVAL.
-//! When / is still rootfs, PID1 copies the tree into a fresh tmpfs, frees the old contents,
-//! moves the tmpfs over / (MS_MOVE + chroot, as switch_root does) and re-executes itself.
-//! Any failure before the move leaves the node booting on rootfs, and says so.
+//! When / is still rootfs, PID1 copies the tree into a fresh tmpfs, moves the tmpfs over /
+//! (MS_MOVE + chroot), then frees the old contents through a descriptor, in switch_root's
+//! order, and re-executes itself. Any failure up to the move leaves the node booting on a
+//! whole rootfs, and says so; it never goes on over an emptied root.
 
 use std::ffi::CString;
 use std::fs;
@@ -11,8 +12,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use std::os::fd::{AsRawFd, RawFd};
+
+use nix::dir::Dir;
+use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::{mknod, Mode, SFlag};
+use nix::sys::stat::{fstatat, mknod, Mode, SFlag};
+use nix::unistd::{unlinkat, UnlinkatFlags};
 
 const NEW_ROOT: &str = "/newroot";
 /// Kernel filesystems that are mounted later and never copied.
@@ -71,26 +77,46 @@ fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Removes the old root's contents (same device as `/` only), keeping the new root.
-fn free_old_root() {
-    let Ok(root_dev) = fs::metadata("/").map(|m| m.dev()) else {
+/// Removes everything under the directory `dir` (an open descriptor: after the move the
+/// old root has no path) that lives on device `dev`, as switch_root does; other mounts
+/// are left alone. Errors are skipped: what cannot be freed only costs memory.
+fn remove_contents(dir: RawFd, dev: u64) {
+    let Ok(mut listing) = Dir::openat(
+        Some(dir),
+        ".",
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY,
+        Mode::empty(),
+    ) else {
         return;
     };
-    let Ok(entries) = fs::read_dir("/") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path == Path::new(NEW_ROOT)
-            || fs::symlink_metadata(&path).map(|m| m.dev()).ok() != Some(root_dev)
-        {
+    let names: Vec<CString> = listing
+        .iter()
+        .flatten()
+        .map(|e| e.file_name().to_owned())
+        .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
+        .collect();
+    drop(listing);
+    for name in names {
+        let Ok(st) = fstatat(Some(dir), name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        if st.st_dev != dev {
             continue;
         }
-        let _ = if path.is_dir() && !path.is_symlink() {
-            fs::remove_dir_all(&path)
+        let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        if is_dir {
+            let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_RDONLY;
+            if let Ok(sub) = openat(Some(dir), name.as_c_str(), flags, Mode::empty()) {
+                remove_contents(sub, dev);
+                let _ = nix::unistd::close(sub);
+            }
+        }
+        let how = if is_dir {
+            UnlinkatFlags::RemoveDir
         } else {
-            fs::remove_file(&path)
+            UnlinkatFlags::NoRemoveDir
         };
+        let _ = unlinkat(Some(dir), name.as_c_str(), how);
     }
 }
 
@@ -109,12 +135,19 @@ fn switch() -> Result<(), String> {
     for dir in ["proc", "sys"] {
         let _ = fs::create_dir(Path::new(NEW_ROOT).join(dir));
     }
-    free_old_root();
+    // switch_root's order: hold the old root by a descriptor, move the new root over /,
+    // and only then free the old tree. A move that fails leaves the old root whole.
+    let old = fs::File::open("/").map_err(|e| format!("open /: {e}"))?;
+    let old_dev = old.metadata().map_err(|e| format!("stat /: {e}"))?.dev();
     std::env::set_current_dir(NEW_ROOT).map_err(|e| format!("chdir {NEW_ROOT}: {e}"))?;
-    mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-        .map_err(|e| format!("move {NEW_ROOT} to /: {e}"))?;
+    if let Err(e) = mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>) {
+        let _ = std::env::set_current_dir("/");
+        let _ = umount2(NEW_ROOT, MntFlags::MNT_DETACH);
+        return Err(format!("move {NEW_ROOT} to /: {e}"));
+    }
     nix::unistd::chroot(".").map_err(|e| format!("chroot: {e}"))?;
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
+    remove_contents(old.as_raw_fd(), old_dev);
     Ok(())
 }
 
@@ -165,5 +198,21 @@ mod tests {
             "22 21 0:20 / / rw - tmpfs root rw,mode=755\n23 22 0:21 / /proc rw - proc proc rw\n";
         assert_eq!(root_fstype(switched).as_deref(), Some("tmpfs"));
         assert_eq!(root_fstype(""), None);
+    }
+
+    #[test]
+    fn the_old_tree_is_freed_through_a_descriptor_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir_all(d.join("usr/sbin")).unwrap();
+        fs::write(d.join("usr/sbin/e2fsck"), b"x").unwrap();
+        fs::write(d.join("init"), b"y").unwrap();
+        std::os::unix::fs::symlink("/nowhere", d.join("link")).unwrap();
+        let fd = fs::File::open(d).unwrap();
+        let dev = fd.metadata().unwrap().dev();
+        remove_contents(fd.as_raw_fd(), dev);
+        assert_eq!(fs::read_dir(d).unwrap().count(), 0);
+        // Another device's entries are left alone (nothing here has another).
+        remove_contents(fd.as_raw_fd(), dev + 1);
     }
 }
