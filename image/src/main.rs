@@ -46,6 +46,9 @@ enum Command {
         /// Release keys files the node trusts for updates (repeatable).
         #[arg(long)]
         release_keys: Vec<PathBuf>,
+        /// A release build: at least one release key, and no development key.
+        #[arg(long)]
+        release: bool,
     },
     /// Wrap kernel, initramfs and command line into a unified kernel image.
     Uki {
@@ -78,6 +81,9 @@ enum Command {
     Keygen {
         #[arg(long)]
         out: PathBuf,
+        /// A development key: trusted by development and test builds, refused by --release.
+        #[arg(long)]
+        development: bool,
     },
     /// Write a signed update bundle: the UKI, its version, its SHA-256 and a signature.
     Release {
@@ -123,6 +129,9 @@ enum Command {
         /// Release keys files the node trusts for updates (repeatable).
         #[arg(long)]
         release_keys: Vec<PathBuf>,
+        /// A release build: at least one release key, and no development key.
+        #[arg(long)]
+        release: bool,
     },
 }
 
@@ -132,15 +141,28 @@ fn version(text: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The concatenated, checked text of release keys files; None when there are none.
-fn release_keys(files: &[PathBuf]) -> Result<Option<String>> {
+/// The concatenated, checked text of release keys files; None when there are none. A
+/// `release` build refuses development keys and wants at least one key.
+fn release_keys(files: &[PathBuf], release: bool) -> Result<Option<String>> {
     if files.is_empty() {
+        if release {
+            anyhow::bail!(
+                "a release build needs --release-keys (the keys its updates are signed with)"
+            );
+        }
         return Ok(None);
     }
     let mut text = String::new();
     for f in files {
         let part = std::fs::read_to_string(f).with_context(|| f.display().to_string())?;
-        ReleaseKeys::parse(&part, &f.display().to_string())?;
+        let keys = ReleaseKeys::parse(&part, &f.display().to_string())?;
+        if release && !keys.development().is_empty() {
+            anyhow::bail!(
+                "{}: holds the development key {}; a release build never trusts one",
+                f.display(),
+                keys.development().join(", ")
+            );
+        }
         text.push_str(&part);
         if !text.ends_with('\n') {
             text.push('\n');
@@ -203,8 +225,9 @@ fn main() -> Result<()> {
             out,
             version,
             release_keys: keys_files,
+            release,
         } => {
-            let keys = release_keys(&keys_files)?;
+            let keys = release_keys(&keys_files, release)?;
             let cpio = pipeline::initramfs(&init, &version, keys.as_deref(), &out)?;
             eprintln!("initramfs: {cpio} bytes uncompressed");
             print(&Artifact::describe("initramfs", &out)?);
@@ -237,8 +260,8 @@ fn main() -> Result<()> {
             DiskSpec::new(uki, &version).size(size).write(&out)?;
             print(&Artifact::describe("disk", &out)?);
         }
-        Command::Keygen { out } => {
-            let (key, public) = keys::generate(&out)?;
+        Command::Keygen { out, development } => {
+            let (key, public) = keys::generate(&out, development)?;
             println!("{}\n{}", key.display(), public.display());
         }
         Command::Release {
@@ -265,6 +288,7 @@ fn main() -> Result<()> {
             cmdline,
             version,
             release_keys: keys_files,
+            release,
         } => {
             let inputs = ImageInputs {
                 kernel,
@@ -272,7 +296,7 @@ fn main() -> Result<()> {
                 cmdline,
                 version,
                 disk_size: size,
-                release_keys: release_keys(&keys_files)?,
+                release_keys: release_keys(&keys_files, release)?,
             };
             for a in pipeline::build_all(&inputs, &out_dir)? {
                 print(&a);

@@ -13,7 +13,9 @@ pub struct Artifacts {
     pub disk: PathBuf,
     /// The static `fluxnode` binary the initramfs was built around.
     pub init: PathBuf,
-    /// The development release key the image trusts (`release-dev.pub` beside it).
+    /// The development release key the image trusts: its private half stays in
+    /// `<target>/fluxnode/release-dev.key` (`$FLUXNODE_DEV_KEY`), never beside the
+    /// artifacts; `release-dev.pub` is beside it there.
     pub release_key: PathBuf,
     /// The `fluxnode-image` tool that built them (`$FLUXNODE_IMAGE_TOOL`, else
     /// `<target>/release/fluxnode-image`).
@@ -45,7 +47,9 @@ impl Artifacts {
             uki: dir.join(image::pipeline::UKI),
             disk: dir.join(image::pipeline::DISK),
             init: dir.join("fluxnode"),
-            release_key: dir.join("release-dev.key"),
+            release_key: std::env::var_os("FLUXNODE_DEV_KEY")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| target_dir().join("fluxnode/release-dev.key")),
             tool: std::env::var_os("FLUXNODE_IMAGE_TOOL")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| target_dir().join("release/fluxnode-image")),

@@ -56,6 +56,11 @@ fn direct_kernel_boot_reaches_ready_and_selftest_powers_off() {
         "without a disk the node says plainly that it runs degraded:\n{}",
         vm.tail(30)
     );
+    assert!(
+        log.contains("update: this node trusts the development release key"),
+        "a test build says that it trusts the development key:\n{}",
+        vm.tail(30)
+    );
     vm.wait_for("fluxnode: powering off", BOOT)
         .unwrap_or_else(|e| panic!("{e}"));
     let status = vm
@@ -63,6 +68,85 @@ fn direct_kernel_boot_reaches_ready_and_selftest_powers_off() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(status.success(), "qemu: {status}\n{}", vm.tail(20));
     assert!(!vm.serial_log().contains("Kernel panic"), "{}", vm.tail(30));
+}
+
+/// The release keys file inside a built initramfs (zstd, then GNU cpio).
+fn keys_in_initramfs(initramfs: &std::path::Path) -> String {
+    let sh = format!(
+        "zstd -dc {} | cpio -i --quiet --to-stdout etc/fluxnode/release-keys",
+        initramfs.display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &sh])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_release_build_trusts_its_release_keys_and_never_the_development_key() {
+    let a = artifacts();
+    let dir = tempfile::tempdir().unwrap();
+    let tool = |args: &[&str]| {
+        std::process::Command::new(&a.tool)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let prefix = dir.path().join("release-2027");
+    let p = prefix.display().to_string();
+    assert!(tool(&["keygen", "--out", &p]).status.success());
+    let release_pub = std::fs::read_to_string(prefix.with_extension("pub")).unwrap();
+    let out = dir.path().join("initramfs.zst");
+    let o = out.display().to_string();
+    let init = a.init.display().to_string();
+    let rel = format!("{p}.pub");
+    let built = tool(&[
+        "initramfs",
+        "--init",
+        &init,
+        "--out",
+        &o,
+        "--release",
+        "--release-keys",
+        &rel,
+    ]);
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    assert_eq!(keys_in_initramfs(&out), release_pub);
+    assert!(!release_pub.contains("development"));
+
+    // The development key is refused by a release build, by name.
+    let dev = a.release_key.with_extension("pub").display().to_string();
+    let refused = tool(&[
+        "initramfs",
+        "--init",
+        &init,
+        "--out",
+        &o,
+        "--release",
+        "--release-keys",
+        &rel,
+        "--release-keys",
+        &dev,
+    ]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("holds the development key"), "{err}");
+    // A release build with no keys at all is refused too.
+    assert!(
+        !tool(&["initramfs", "--init", &init, "--out", &o, "--release"])
+            .status
+            .success()
+    );
+
+    // The test image is a development build: it trusts the development key, and its
+    // private half is not beside the artifacts.
+    assert!(keys_in_initramfs(&a.initrd).contains(" development "));
+    assert!(!a.dir.join("release-dev.key").exists());
 }
 
 #[test]

@@ -2,6 +2,9 @@
 //! (baked into its initramfs): one per line, `ed25519 <64 hex digits> [comment]`, with
 //! `#` comments and blank lines. More than one key may be trusted at once, for rotation.
 //! A key pair is a PKCS#8 file (`<name>.key`, mode 0600) and its line (`<name>.pub`).
+//! A development key (made by `keygen --development`, trusted by development and test
+//! builds only) says so as the first word of its comment, so a release build can refuse
+//! it and a node that trusts one can say so.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -13,6 +16,8 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 
 /// Where the image keeps the keys it trusts.
 pub const RELEASE_KEYS_PATH: &str = "/etc/fluxnode/release-keys";
+/// The first word of a development key's comment.
+pub const DEVELOPMENT: &str = "development";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeysError {
@@ -41,6 +46,8 @@ pub enum KeysError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseKeys {
     keys: Vec<[u8; 32]>,
+    /// The development keys among them.
+    development: Vec<[u8; 32]>,
     origin: String,
 }
 
@@ -48,6 +55,7 @@ impl ReleaseKeys {
     /// Parses the keys file format; `origin` names the text in errors.
     pub fn parse(text: &str, origin: &str) -> Result<ReleaseKeys, KeysError> {
         let mut keys = Vec::new();
+        let mut development = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -74,6 +82,9 @@ impl ReleaseKeys {
             if !keys.contains(&bytes) {
                 keys.push(bytes);
             }
+            if words.next() == Some(DEVELOPMENT) && !development.contains(&bytes) {
+                development.push(bytes);
+            }
         }
         if keys.is_empty() {
             return Err(KeysError::Empty {
@@ -82,6 +93,7 @@ impl ReleaseKeys {
         }
         Ok(ReleaseKeys {
             keys,
+            development,
             origin: origin.to_owned(),
         })
     }
@@ -106,6 +118,14 @@ impl ReleaseKeys {
         self.keys.is_empty()
     }
 
+    /// The development keys trusted (short hex prefixes, for messages).
+    pub fn development(&self) -> Vec<String> {
+        self.development
+            .iter()
+            .map(|k| hex::encode(&k[..8]))
+            .collect()
+    }
+
     /// Where the keys came from (for messages).
     pub fn origin(&self) -> &str {
         &self.origin
@@ -117,8 +137,9 @@ pub fn public_line(key: &[u8], comment: &str) -> String {
     format!("ed25519 {} {comment}\n", hex::encode(key))
 }
 
-/// Makes a key pair: `<prefix>.key` (PKCS#8, 0600, never overwritten) and `<prefix>.pub`.
-pub fn generate(prefix: &Path) -> Result<(PathBuf, PathBuf), KeysError> {
+/// Makes a key pair: `<prefix>.key` (PKCS#8, 0600, never overwritten) and `<prefix>.pub`;
+/// a `development` key says so in its comment.
+pub fn generate(prefix: &Path, development: bool) -> Result<(PathBuf, PathBuf), KeysError> {
     let key_path = PathBuf::from(format!("{}.key", prefix.display()));
     let pub_path = PathBuf::from(format!("{}.pub", prefix.display()));
     let io = |p: &Path| {
@@ -145,9 +166,14 @@ pub fn generate(prefix: &Path) -> Result<(PathBuf, PathBuf), KeysError> {
     f.write_all(pkcs8.as_ref())
         .and_then(|()| f.sync_all())
         .map_err(io(&key_path))?;
-    let comment = prefix
+    let name = prefix
         .file_name()
         .map_or_else(|| "release".into(), |n| n.to_string_lossy().into_owned());
+    let comment = if development {
+        format!("{DEVELOPMENT} {name} (never for servers)")
+    } else {
+        name
+    };
     fs::write(&pub_path, public_line(pair.public_key().as_ref(), &comment))
         .map_err(io(&pub_path))?;
     Ok((key_path, pub_path))
@@ -170,7 +196,7 @@ mod tests {
     #[test]
     fn a_generated_pair_loads_and_its_line_parses() {
         let dir = tempfile::tempdir().unwrap();
-        let (k, p) = generate(&dir.path().join("rel")).unwrap();
+        let (k, p) = generate(&dir.path().join("rel"), false).unwrap();
         let pair = load_key_pair(&k).unwrap();
         let keys = ReleaseKeys::load(&p).unwrap();
         let public: [u8; 32] = pair.public_key().as_ref().try_into().unwrap();
@@ -180,10 +206,24 @@ mod tests {
             fs::metadata(&k).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        let e = generate(&dir.path().join("rel")).unwrap_err();
+        let e = generate(&dir.path().join("rel"), false).unwrap_err();
         assert!(e.to_string().contains("never overwritten"), "{e}");
         let e = load_key_pair(&p).err().unwrap();
         assert!(e.to_string().contains("not an Ed25519 PKCS#8"), "{e}");
+        assert!(keys.development().is_empty());
+    }
+
+    #[test]
+    fn a_development_key_says_so_in_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, dev) = generate(&dir.path().join("release-dev"), true).unwrap();
+        let (_, rel) = generate(&dir.path().join("rel"), false).unwrap();
+        let line = fs::read_to_string(&dev).unwrap();
+        assert!(line.contains(" development release-dev "), "{line}");
+        let both = format!("{line}{}", fs::read_to_string(&rel).unwrap());
+        let keys = ReleaseKeys::parse(&both, "both").unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys.development(), [line[8..24].to_owned()]);
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub struct UpdateStatus {
     pub staging: bool,
     /// Why updates are off on this node, if they are.
     pub off: Option<String>,
+    /// The development release keys this node trusts (a development or test build only).
+    #[serde(default)]
+    pub development_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

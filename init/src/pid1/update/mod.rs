@@ -18,6 +18,7 @@ use runtime::control::replies::{Trial as TrialStatus, UpdateStatus};
 use tracing::{info, warn};
 
 use crate::update::{self, esp, state, Entry, Version};
+use fluxnode_update::keys::{ReleaseKeys, RELEASE_KEYS_PATH};
 use health::Verdict;
 pub use jobs::Finished;
 
@@ -49,6 +50,24 @@ pub struct Updates {
     /// Why updates are off on this node, if they are.
     off: Option<String>,
     jobs: jobs::Jobs,
+    /// The development release keys this node trusts (a development or test build).
+    development_key: Option<String>,
+}
+
+/// Says on the console when the image trusts a development release key (anyone holding
+/// that key's private half, which lives on build machines, could update the node).
+fn development_keys(path: &Path) -> Option<String> {
+    let keys = ReleaseKeys::load(path).ok()?;
+    let dev = keys.development();
+    if dev.is_empty() {
+        return None;
+    }
+    let list = dev.join(", ");
+    warn!(
+        "update: this node trusts the development release key {list}: a development or \
+         test build, not for servers"
+    );
+    Some(list)
 }
 
 impl Default for Updates {
@@ -62,6 +81,7 @@ impl Default for Updates {
             state: state::UpdateState::default(),
             off: Some("not inspected yet".into()),
             jobs: jobs::Jobs::default(),
+            development_key: None,
         }
     }
 }
@@ -76,7 +96,10 @@ impl Updates {
     /// Reads the running version and the ESP's entries (mounted read-only for a moment),
     /// notes a rollback, and starts watching a trial.
     pub fn inspect(data_mounted: bool) -> Self {
-        let mut u = Updates::default();
+        let mut u = Updates {
+            development_key: development_keys(Path::new(RELEASE_KEYS_PATH)),
+            ..Updates::default()
+        };
         let running = match update::running_version(Path::new(update::OS_RELEASE)) {
             Ok(v) => v,
             Err(e) => {
@@ -327,6 +350,7 @@ impl Updates {
             last_rollback: self.state.last_rollback.clone(),
             staging: self.jobs.staging(),
             off: self.off.clone(),
+            development_key: self.development_key.clone(),
         }
     }
 }
