@@ -21,9 +21,13 @@ fn main() {
         pid1::main();
     }
     // As a command line tool, die quietly on a closed pipe (`fluxnode ... | head`) like the
-    // C tools do, instead of Rust's panic on a failed print.
-    // SAFETY: restoring the default disposition of one signal before any thread starts.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    // C tools do, instead of Rust's panic on a failed print. Not as an OCI runtime: there
+    // it writes the state to each hook's stdin, and a hook that exits without reading it
+    // must give an EPIPE to handle, not a silent death that leaves a half-made container.
+    if std::env::args_os().nth(1).as_deref() != Some(std::ffi::OsStr::new("oci")) {
+        // SAFETY: restoring the default disposition of one signal before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     if let Err(err) = cli::run() {
         eprintln!("fluxnode: {err:#}");
         std::process::exit(1);

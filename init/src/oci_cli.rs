@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use nix::mount::{mount, MsFlags};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
@@ -111,47 +112,51 @@ fn parse_signal(s: &str) -> Result<i32> {
         .with_context(|| format!("unknown signal {s:?}"))
 }
 
-/// The bundle libcontainer is given. A config without an absolute `linux.cgroupsPath`
-/// would make libcontainer invent a `:youki:<id>` cgroup, so such a config is copied under
-/// the state root with `/oci/<id>` and an absolute rootfs; the user's bundle is untouched.
-fn effective_bundle(rt: &Runtime, id: &str, bundle: &Path) -> Result<PathBuf> {
+/// The cgroup a container of this config gets: an absolute `linux.cgroupsPath` as it is;
+/// a relative one under `/oci` (the parent the node gives to containers it did not start
+/// itself), as runc honours a relative path under its own parent; none: `/oci/<id>` (left
+/// alone, libcontainer would invent a `:youki:<id>` cgroup). None when it needs no change.
+fn cgroup_for(config: &serde_json::Value, id: &str) -> Option<String> {
+    match config["linux"]["cgroupsPath"].as_str() {
+        Some(p) if p.starts_with('/') => None,
+        Some(p) if !p.is_empty() => Some(format!("/oci/{}", p.trim_start_matches("./"))),
+        _ => Some(format!("/oci/{id}")),
+    }
+}
+
+/// Makes libcontainer read the config with its cgroup set by [`cgroup_for`], while the
+/// user's bundle stays untouched on disk and stays the bundle everyone sees (hooks get
+/// its path in their state, `state` reports it): the adjusted copy is written under the
+/// state root and bind-mounted over `<bundle>/config.json` in a mount namespace private to
+/// this process.
+fn prepare_bundle(rt: &Runtime, id: &str, bundle: &Path) -> Result<()> {
     let path = bundle.join("config.json");
     let text = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
     let mut config: serde_json::Value =
         serde_json::from_slice(&text).with_context(|| format!("{}", path.display()))?;
-    let absolute_cgroup = config["linux"]["cgroupsPath"]
-        .as_str()
-        .is_some_and(|p| p.starts_with('/'));
-    if absolute_cgroup {
-        return Ok(bundle.to_owned());
-    }
+    let Some(cgroup) = cgroup_for(&config, id) else {
+        return Ok(());
+    };
     let Some(linux) = config.get_mut("linux").and_then(|l| l.as_object_mut()) else {
         bail!("{}: no \"linux\" section", path.display());
     };
-    linux.insert("cgroupsPath".into(), format!("/oci/{id}").into());
-    let rootfs = config["root"]["path"]
-        .as_str()
-        .unwrap_or("rootfs")
-        .to_owned();
-    config["root"]["path"] = bundle.join(rootfs).display().to_string().into();
+    linux.insert("cgroupsPath".into(), cgroup.into());
     let dir = derived_dir(rt, id);
     std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
-    std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config)?)
-        .with_context(|| format!("{}", dir.display()))?;
-    Ok(dir)
+    let copy = dir.join("config.json");
+    std::fs::write(&copy, serde_json::to_vec_pretty(&config)?)
+        .with_context(|| format!("{}", copy.display()))?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).context("unshare(CLONE_NEWNS)")?;
+    let none = None::<&str>;
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+        .context("make the mounts private")?;
+    mount(Some(&copy), &path, none, MsFlags::MS_BIND, none)
+        .with_context(|| format!("bind {} over {}", copy.display(), path.display()))?;
+    Ok(())
 }
 
 fn derived_dir(rt: &Runtime, id: &str) -> PathBuf {
     rt.root().join(".bundles").join(id)
-}
-
-/// Points the container's recorded bundle back at the user's directory.
-fn record_bundle(rt: &Runtime, id: &str, bundle: &Path) -> Result<()> {
-    let path = rt.root().join(id).join("state.json");
-    let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
-    state["bundle"] = bundle.display().to_string().into();
-    std::fs::write(&path, serde_json::to_vec(&state)?)?;
-    Ok(())
 }
 
 fn create(rt: &Runtime, a: &CreateArgs) -> Result<i32> {
@@ -159,15 +164,10 @@ fn create(rt: &Runtime, a: &CreateArgs) -> Result<i32> {
         bail!("--console-socket: terminals are not supported by fluxnode oci");
     }
     let bundle = absolute(&a.bundle)?;
-    let given = effective_bundle(rt, &a.id, &bundle)?;
-    let pid = rt.create(&a.id, &given, Stdio::default(), a.pid_file.as_deref());
-    if given != bundle {
-        match &pid {
-            Ok(_) => record_bundle(rt, &a.id, &bundle)?,
-            Err(_) => {
-                let _ = std::fs::remove_dir_all(&given);
-            }
-        }
+    prepare_bundle(rt, &a.id, &bundle)?;
+    let pid = rt.create(&a.id, &bundle, Stdio::default(), a.pid_file.as_deref());
+    if pid.is_err() {
+        let _ = std::fs::remove_dir_all(derived_dir(rt, &a.id));
     }
     Ok(pid?)
 }

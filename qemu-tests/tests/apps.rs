@@ -366,6 +366,19 @@ $O state c1 2> $R/gone.txt; echo "state_gone=$?" >> $R/oci.txt
 $O start nosuch 2>> $R/gone.txt; echo "start_nosuch=$?" >> $R/oci.txt
 $O run --bundle /data/b2 c2; echo "run=$?" >> $R/oci.txt
 $B ls /sys/fs/cgroup > $R/cgroups.txt
+# Hooks during create: one exits without reading the state on its stdin, one keeps it; and
+# a relative cgroupsPath.
+$B mkdir -p /data/b3/rootfs; $B cp -a /data/images/layers/*/. /data/b3/rootfs/
+cd /data/b3 && $F oci spec -- /bin/sleep 1000
+$B sed -i '1s|^{|{"hooks":{"createRuntime":[{"path":"/data/bin/busybox","args":["true"]},{"path":"/data/bin/busybox","args":["sh","-c","cat > /data/results/hook.json"]}]},|' config.json
+$B sed -i 's|"linux": {|"linux": {"cgroupsPath": "tenant/c3",|' config.json
+cd /
+ok=0; for i in $($B seq 1 20); do $O create --bundle /data/b3 h$i && ok=$((ok+1)); $O delete --force h$i; done
+echo "hook_creates=$ok" >> $R/oci.txt
+$O create --bundle /data/b3 c3; echo "create_rel=$?" >> $R/oci.txt
+$B test -d /sys/fs/cgroup/oci/tenant/c3; echo "rel_cgroup=$?" >> $R/oci.txt
+$O delete --force c3
+$B cp /data/b3/config.json $R/b3.json
 $F ctl shutdown
 "#,
     );
@@ -383,6 +396,9 @@ $F ctl shutdown
         ("state_gone", 1),
         ("start_nosuch", 1),
         ("run", 7),
+        ("hook_creates", 20),
+        ("create_rel", 0),
+        ("rel_cgroup", 0),
     ] {
         assert_eq!(field(&steps, k), Some(v), "{k} in {steps}\n{}", vm.tail(40));
     }
@@ -412,4 +428,9 @@ $F ctl shutdown
     assert!(n.result("gone.txt").contains("container c1 does not exist"));
     let cgroups = n.result("cgroups.txt");
     assert!(!cgroups.contains(":youki:"), "{cgroups}");
+    // Hooks see the user's bundle, whose config stays as the user wrote it.
+    let hook = n.json("hook.json");
+    assert_eq!(hook["bundle"], "/data/b3", "{hook}");
+    let b3 = n.json("b3.json");
+    assert_eq!(b3["linux"]["cgroupsPath"], "tenant/c3");
 }
