@@ -72,6 +72,17 @@ impl Instance {
         if layers.is_empty() {
             return Err(InstanceError::NoLayers(self.dir.display().to_string()));
         }
+        let options = self.options(layers);
+        if options.len() > 4095 {
+            return Err(InstanceError::Bundle {
+                path: self.dir.display().to_string(),
+                detail: format!(
+                    "{} layers need {} bytes of overlay options; the kernel takes 4095",
+                    layers.len(),
+                    options.len()
+                ),
+            });
+        }
         for sub in ["upper", "work", "rootfs"] {
             let p = self.dir.join(sub);
             fs::create_dir_all(&p).map_err(io_err(&p, "mkdir"))?;
@@ -85,7 +96,7 @@ impl Instance {
             &rootfs,
             Some("overlay"),
             MsFlags::MS_NODEV,
-            Some(self.options(layers).as_str()),
+            Some(options.as_str()),
         )
         .map_err(|e| io_err(&rootfs, "mount overlay")(e.into()))?;
         Ok(rootfs)

@@ -54,8 +54,36 @@ fn unique() -> String {
     format!("{}-{n}", std::process::id())
 }
 
+/// What the store takes, checked before anything is unpacked (and the unpacked size while
+/// it unpacks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// One layer blob, as the manifest declares it.
+    pub layer_bytes: u64,
+    /// All layer blobs of an image together.
+    pub image_bytes: u64,
+    /// What one layer's files may add up to once unpacked.
+    pub unpacked_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            layer_bytes: 16 << 30,
+            image_bytes: 32 << 30,
+            unpacked_bytes: 64 << 30,
+        }
+    }
+}
+
+/// The longest mount option string the kernel takes (one page, with its NUL).
+const MOUNT_OPTIONS_MAX: usize = 4095;
+/// Room kept in the options for `upperdir=` and `workdir=` of an instance.
+const INSTANCE_OPTIONS: usize = 256;
+
 pub struct Store {
     root: PathBuf,
+    limits: Limits,
 }
 
 /// The `<hex>` of a `sha256:<hex>` digest, refusing anything else (it becomes a path).
@@ -98,7 +126,78 @@ impl Store {
         fs::create_dir_all(root.join("images")).map_err(io_at(root))?;
         Ok(Store {
             root: root.to_owned(),
+            limits: Limits::default(),
         })
+    }
+
+    /// The same store with other limits (tests, small nodes).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// How many layers fit one overlay mount from this store (their paths go into the
+    /// mount options, which the kernel takes up to one page).
+    pub fn max_layers(&self) -> usize {
+        let one = self
+            .root
+            .join("layers")
+            .join("0".repeat(64))
+            .as_os_str()
+            .len()
+            + 1;
+        (MOUNT_OPTIONS_MAX - "lowerdir=".len() - INSTANCE_OPTIONS) / one
+    }
+
+    /// Refuses an image whose layers are too many for one overlay mount, or too big, or
+    /// whose blobs are not the size the manifest says, before anything is unpacked.
+    fn check_sizes(
+        &self,
+        layout: &Path,
+        digest: &str,
+        manifest: &ImageManifest,
+    ) -> Result<(), StoreError> {
+        let bad = |detail: String| StoreError::Bad {
+            path: format!("image {digest}"),
+            detail,
+        };
+        let layers = manifest.layers();
+        if layers.len() > self.max_layers() {
+            return Err(bad(format!(
+                "{} layers; at most {} fit one overlay mount",
+                layers.len(),
+                self.max_layers()
+            )));
+        }
+        let mut total: u64 = 0;
+        for l in layers {
+            let size = u64::try_from(l.size()).unwrap_or(u64::MAX);
+            if size > self.limits.layer_bytes {
+                return Err(bad(format!(
+                    "layer {} is {size} bytes; the limit is {}",
+                    l.digest(),
+                    self.limits.layer_bytes
+                )));
+            }
+            total = total.saturating_add(size);
+            let blob = layout
+                .join("blobs/sha256")
+                .join(hex_of(&l.digest().to_string(), layout)?);
+            let on_disk = fs::metadata(&blob).map_err(io_at(&blob))?.len();
+            if on_disk != size {
+                return Err(bad(format!(
+                    "layer {}: {on_disk} bytes, the manifest says {size}",
+                    l.digest()
+                )));
+            }
+        }
+        if total > self.limits.image_bytes {
+            return Err(bad(format!(
+                "its layers are {total} bytes; the limit is {}",
+                self.limits.image_bytes
+            )));
+        }
+        Ok(())
     }
 
     /// Imports the first manifest of the OCI image layout at `layout`.
@@ -122,6 +221,7 @@ impl Store {
             &read_verified(layout, "config", &config_digest)?,
             &config_digest,
         )?;
+        self.check_sizes(layout, &manifest_digest, &manifest)?;
         let mut layers = Vec::new();
         for layer in manifest.layers() {
             let d = layer.digest().to_string();
@@ -136,7 +236,8 @@ impl Store {
                 let _ = fs::remove_dir_all(&tmp);
                 let blob_path = layout.join("blobs/sha256").join(&hex);
                 let blob = fs::File::open(&blob_path).map_err(io_at(&blob_path))?;
-                if let Err(e) = unpack::unpack(io::BufReader::new(blob), &d, &tmp) {
+                let max = self.limits.unpacked_bytes;
+                if let Err(e) = unpack::unpack(io::BufReader::new(blob), &d, &tmp, max) {
                     let _ = fs::remove_dir_all(&tmp);
                     return Err(e.into());
                 }
@@ -461,5 +562,70 @@ mod tests {
                 .starts_with(&format!("manifest {digest}: digest mismatch (got sha256:")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_image_too_big_or_with_lying_sizes_is_refused_before_anything_is_unpacked() {
+        let (out, digest) = layout();
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &fs::read(out.path().join("blobs/sha256").join(&digest[7..])).unwrap(),
+        )
+        .unwrap();
+        let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+        let size = manifest["layers"][0]["size"].as_u64().unwrap();
+        let store_dir = tempfile::tempdir().unwrap();
+        let small = Limits {
+            layer_bytes: size - 1,
+            ..Limits::default()
+        };
+        let store = Store::open(store_dir.path()).unwrap().with_limits(small);
+        let err = store.import_layout(out.path()).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("image {digest}: layer {layer} is {size} bytes")),
+            "{err}"
+        );
+        let small = Limits {
+            image_bytes: size - 1,
+            ..Limits::default()
+        };
+        let store = Store::open(store_dir.path()).unwrap().with_limits(small);
+        let err = store.import_layout(out.path()).unwrap_err().to_string();
+        assert!(err.contains("its layers are"), "{err}");
+        // A blob longer than its manifest says.
+        let blob = out.path().join("blobs/sha256").join(&layer[7..]);
+        let mut f = fs::OpenOptions::new().append(true).open(&blob).unwrap();
+        std::io::Write::write_all(&mut f, b"more").unwrap();
+        let err = Store::open(store_dir.path())
+            .unwrap()
+            .import_layout(out.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("{} bytes, the manifest says {size}", size + 4)),
+            "{err}"
+        );
+        assert_eq!(
+            fs::read_dir(store_dir.path().join("layers"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn the_overlay_takes_the_layers_of_a_deep_image_from_this_store() {
+        // The node's own store (not opened: nothing is made on this machine).
+        let store = Store {
+            root: "/data/images".into(),
+            limits: Limits::default(),
+        };
+        // 64 hex and a separator per layer, next to room for the instance: about 45.
+        let n = store.max_layers();
+        assert!((40..=48).contains(&n), "{n}");
+        let layers: Vec<PathBuf> = (0..n)
+            .map(|i| store.root.join("layers").join(format!("{i:064x}")))
+            .collect();
+        let inst = super::super::instance::Instance::new(Path::new("/data/apps"), "web-0");
+        assert!(inst.options(&layers).len() <= MOUNT_OPTIONS_MAX);
     }
 }

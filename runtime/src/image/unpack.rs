@@ -22,6 +22,8 @@ pub enum UnpackError {
     Digest { expected: String, got: String },
     #[error("layer {digest}: entry {entry:?} would escape the layer root; refused")]
     Escape { digest: String, entry: String },
+    #[error("layer {digest}: unpacks to more than {limit} bytes; refused")]
+    TooBig { digest: String, limit: u64 },
     #[error("layer {digest}: {what}: {source}")]
     Io {
         digest: String,
@@ -105,8 +107,15 @@ fn opaque(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Unpacks the layer blob `blob` (whose digest must be `digest`, "sha256:<hex>") into `dest`.
-pub fn unpack(blob: impl Read, digest: &str, dest: &Path) -> Result<(), UnpackError> {
+/// Unpacks the layer blob `blob` (whose digest must be `digest`, "sha256:<hex>") into
+/// `dest`; a layer whose files add up to more than `max_bytes` (a decompression bomb) is
+/// refused when it passes that.
+pub fn unpack(
+    blob: impl Read,
+    digest: &str,
+    dest: &Path,
+    max_bytes: u64,
+) -> Result<(), UnpackError> {
     let io_err = |what: String| {
         move |source: io::Error| UnpackError::Io {
             digest: digest.to_owned(),
@@ -132,8 +141,17 @@ pub fn unpack(blob: impl Read, digest: &str, dest: &Path) -> Result<(), UnpackEr
         let mut archive = tar::Archive::new(stream);
         archive.set_preserve_permissions(true);
         archive.set_unpack_xattrs(true);
+        let mut total: u64 = 0;
         for entry in archive.entries().map_err(io_err("tar".into()))? {
             let mut entry = entry.map_err(io_err("tar entry".into()))?;
+            // Every entry costs at least a block, so a flood of empty files counts too.
+            total = total.saturating_add(entry.size().max(512));
+            if total > max_bytes {
+                return Err(UnpackError::TooBig {
+                    digest: digest.to_owned(),
+                    limit: max_bytes,
+                });
+            }
             let raw = entry
                 .path()
                 .map_err(io_err("tar path".into()))?

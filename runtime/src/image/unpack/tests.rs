@@ -3,6 +3,8 @@
 use super::*;
 use std::os::unix::fs::FileTypeExt;
 
+const MAX: u64 = 1 << 30;
+
 fn layer(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     build(&mut b);
@@ -42,7 +44,7 @@ fn plain_gzip_and_zstd_layers_unpack_the_same_files() {
         zstd::encode_all(&raw[..], 3).unwrap(),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        unpack(&blob[..], &digest(&blob), dir.path()).unwrap();
+        unpack(&blob[..], &digest(&blob), dir.path(), MAX).unwrap();
         assert_eq!(fs::read(dir.path().join("etc/hostname")).unwrap(), b"app\n");
         assert!(dir.path().join("bin/hello").exists());
     }
@@ -56,7 +58,7 @@ fn whiteouts_and_opaque_dirs_become_overlayfs_markers() {
         file(b, "var/cache/new", b"x");
     });
     let dir = tempfile::tempdir().unwrap();
-    unpack(&raw[..], &digest(&raw), dir.path()).unwrap();
+    unpack(&raw[..], &digest(&raw), dir.path(), MAX).unwrap();
     let motd = fs::symlink_metadata(dir.path().join("etc/motd")).unwrap();
     assert!(
         motd.file_type().is_char_device(),
@@ -86,7 +88,7 @@ fn whiteouts_and_opaque_dirs_become_overlayfs_markers() {
 fn a_digest_mismatch_is_refused_naming_both_digests() {
     let raw = layer(|b| file(b, "a", b"a"));
     let wrong = format!("sha256:{}", "0".repeat(64));
-    let err = unpack(&raw[..], &wrong, tempfile::tempdir().unwrap().path()).unwrap_err();
+    let err = unpack(&raw[..], &wrong, tempfile::tempdir().unwrap().path(), MAX).unwrap_err();
     let text = err.to_string();
     assert!(
         text.starts_with(&format!("layer {wrong}: digest mismatch (got sha256:")),
@@ -128,7 +130,7 @@ fn entries_that_escape_the_layer_are_refused() {
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let err = unpack(&blob[..], &digest(&blob), &dir.path().join("root")).unwrap_err();
+        let err = unpack(&blob[..], &digest(&blob), &dir.path().join("root"), MAX).unwrap_err();
         assert!(matches!(err, UnpackError::Escape { .. }), "{what}: {err}");
     }
     // A symlink to / followed by a file "through" it.
@@ -140,7 +142,30 @@ fn entries_that_escape_the_layer_are_refused() {
         file(b, "etc/passwd-planted", b"x");
     });
     let dir = tempfile::tempdir().unwrap();
-    let err = unpack(&blob[..], &digest(&blob), dir.path()).unwrap_err();
+    let err = unpack(&blob[..], &digest(&blob), dir.path(), MAX).unwrap_err();
     assert!(err.to_string().contains("etc/passwd-planted"), "{err}");
     assert!(!Path::new("/etc/passwd-planted").exists());
+}
+
+#[test]
+fn a_layer_that_unpacks_past_the_limit_is_refused_a_gzip_bomb_too() {
+    // 64 MiB of zeros gzip to about 64 KiB: the limit counts what the files would take.
+    let raw = layer(|b| file(b, "zeros", &vec![0u8; 64 << 20]));
+    let blob = gzip(&raw);
+    assert!(blob.len() < 1 << 20);
+    let dir = tempfile::tempdir().unwrap();
+    let err = unpack(&blob[..], &digest(&blob), dir.path(), 16 << 20).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unpacks to more than 16777216 bytes"),
+        "{err}"
+    );
+    // A flood of empty entries counts as well.
+    let raw = layer(|b| {
+        for i in 0..100 {
+            file(b, &format!("e{i}"), b"");
+        }
+    });
+    let err = unpack(&raw[..], &digest(&raw), dir.path(), 10 * 512).unwrap_err();
+    assert!(matches!(err, UnpackError::TooBig { .. }), "{err}");
 }
