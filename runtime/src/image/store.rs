@@ -171,7 +171,7 @@ impl Store {
         }
         let mut total: u64 = 0;
         for l in layers {
-            let size = u64::try_from(l.size()).unwrap_or(u64::MAX);
+            let size = l.size();
             if size > self.limits.layer_bytes {
                 return Err(bad(format!(
                     "layer {} is {size} bytes; the limit is {}",
@@ -182,7 +182,7 @@ impl Store {
             total = total.saturating_add(size);
             let blob = layout
                 .join("blobs/sha256")
-                .join(hex_of(&l.digest().to_string(), layout)?);
+                .join(hex_of(l.digest().as_ref(), layout)?);
             let on_disk = fs::metadata(&blob).map_err(io_at(&blob))?.len();
             if on_disk != size {
                 return Err(bad(format!(
