@@ -29,6 +29,10 @@ pub enum Selftest {
     BenchLatest,
     /// Print PID1's status on the console every N seconds.
     StatusEvery { seconds: u64 },
+    /// Ask PID1's status every MS milliseconds (each with 2 s to answer) until the file
+    /// UNTIL exists; then print how many were answered, the slowest answer and PID1's loop
+    /// histogram, and exit.
+    StatusWatch { every_ms: u64, until: PathBuf },
 }
 
 fn orphans(count: u32) -> Result<()> {
@@ -130,6 +134,35 @@ pub fn run(test: Selftest) -> Result<()> {
             loop {
                 std::thread::sleep(Duration::from_secs(3600));
             }
+        }
+        Selftest::StatusWatch { every_ms, until } => {
+            let client = Client::default().with_timeout(Duration::from_secs(2));
+            let (mut count, mut answered, mut slowest) = (0u32, 0u32, Duration::ZERO);
+            let mut last = None;
+            while !until.exists() {
+                count += 1;
+                let asked = std::time::Instant::now();
+                match client.status() {
+                    Ok(s) => {
+                        answered += 1;
+                        slowest = slowest.max(asked.elapsed());
+                        last = Some(s);
+                    }
+                    Err(e) => println!("selftest status-watch: no answer: {e}"),
+                }
+                std::thread::sleep(Duration::from_millis(every_ms));
+            }
+            println!(
+                "selftest status-watch: asked {count} answered {answered} slowest_ms {}",
+                slowest.as_millis()
+            );
+            if let Some(s) = last {
+                println!(
+                    "selftest status-watch: loop {}",
+                    serde_json::to_string(&s.loop_turns)?
+                );
+            }
+            Ok(())
         }
         Selftest::StatusEvery { seconds } => loop {
             let client = Client::default().with_timeout(Duration::from_secs(5));

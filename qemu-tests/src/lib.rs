@@ -6,6 +6,7 @@
 //! [`VmBuilder`], so there is one QEMU command line in the project.
 
 pub mod accel;
+pub mod appnode;
 pub mod artifacts;
 pub mod disk;
 pub mod oci;

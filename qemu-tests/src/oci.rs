@@ -23,6 +23,11 @@ const APPLETS: [&str; 20] = [
 
 /// Builds the busybox image as an oci-archive in `dir`; returns it and its digest.
 pub fn busybox_archive(dir: &Path) -> (PathBuf, String) {
+    busybox_archive_with(dir, &[])
+}
+
+/// The busybox image with `extra` host files added (`(host path, path in the image)`).
+pub fn busybox_archive_with(dir: &Path, extra: &[(&Path, &str)]) -> (PathBuf, String) {
     let root = dir.join("rootfs");
     for d in ["bin", "tmp", "mnt", "proc", "dev", "sys"] {
         fs::create_dir_all(root.join(d)).unwrap();
@@ -30,6 +35,11 @@ pub fn busybox_archive(dir: &Path) -> (PathBuf, String) {
     fs::copy(BUSYBOX, root.join("bin/busybox")).expect("busybox-static is installed");
     for a in APPLETS {
         symlink("busybox", root.join("bin").join(a)).unwrap();
+    }
+    for (host, inner) in extra {
+        let to = root.join(inner.trim_start_matches('/'));
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        fs::copy(host, &to).unwrap_or_else(|e| panic!("{}: {e}", host.display()));
     }
     let layout = dir.join("layout");
     let digest = image::oci::build_layout(&root, &layout, &["/bin/sh".into()], &[], "test")
@@ -49,7 +59,12 @@ pub fn busybox_archive(dir: &Path) -> (PathBuf, String) {
 
 /// Puts busybox, the test image and `script` (run by [`SCRIPT_SERVICE`]) on the node disk.
 pub fn prepare(img: &Path, dir: &Path, script: &str) -> String {
-    let (archive, digest) = busybox_archive(dir);
+    prepare_with(img, dir, script, &[])
+}
+
+/// [`prepare`] with `extra` host files in the test image.
+pub fn prepare_with(img: &Path, dir: &Path, script: &str, extra: &[(&Path, &str)]) -> String {
+    let (archive, digest) = busybox_archive_with(dir, extra);
     let local = dir.join("t.sh");
     fs::write(&local, script).unwrap();
     disk::put_host_files(

@@ -7,93 +7,12 @@
 //! not in a container), drives `fluxnode ctl app ...` and `fluxnode oci ...`, writes what
 //! it saw to /data/results and powers off; the test then reads the results from the disk.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use qemu_tests::{disk, oci, Artifacts, Vm, VmBuilder};
-use serde_json::Value;
+use qemu_tests::appnode::{field, powered_off, AppNode as Node};
+use qemu_tests::disk;
 
 const BOOT: Duration = Duration::from_secs(120);
-
-/// Shell functions every script starts with.
-const PRELUDE: &str = r#"
-F=/init
-B=/data/bin/busybox
-R=/data/results
-S=/data/test/img.tar
-run() { n=$1; shift; $F ctl app run "$n" --source $S "$@" > $R/$n.run 2>&1; echo "exit=$?" >> $R/$n.run; }
-# Waits (up to 90 s) until app $1 has ended for good, keeping its stats in $R/$1.json.
-settle() {
-  for i in $($B seq 1 90); do
-    $F ctl app stats "$1" --samples 1 > $R/$1.json 2>&1
-    if $B grep -q -e '"state": "exited"' -e '"state": "failed"' $R/$1.json; then return 0; fi
-    $B sleep 1
-  done
-}
-# Waits (up to 30 s) until app $1 is no longer listed.
-gone() {
-  for i in $($B seq 1 30); do
-    $F ctl app list | $B grep -q "\"$1-0\"" || return 0
-    $B sleep 1
-  done
-}
-"#;
-
-/// Reserves small enough for a 1 GiB VM with a 256 MiB disk.
-const SMALL_RESERVE: &str =
-    "fluxnode.apps.reserve_cpu=0.25 fluxnode.apps.reserve_ram=128M fluxnode.apps.reserve_disk=8M";
-
-struct Node {
-    a: Artifacts,
-    img: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Node {
-    fn new(script: &str) -> Self {
-        let a = Artifacts::locate().unwrap_or_else(|e| panic!("{e}"));
-        let dir = tempfile::tempdir().unwrap();
-        let img = disk::copy_image(&a, dir.path(), None);
-        oci::prepare(&img, dir.path(), &format!("{PRELUDE}\n{script}"));
-        Node { a, img, _dir: dir }
-    }
-
-    fn boot(&self, extra: &str) -> VmBuilder {
-        VmBuilder::from_artifacts(&self.a, None)
-            .data_disk(&self.img)
-            .memory_mb(1024)
-            .cmdline_extra(&format!(
-                "fluxnode.bench.enabled=false {SMALL_RESERVE} {} {extra}",
-                oci::SCRIPT_SERVICE
-            ))
-    }
-
-    fn result(&self, name: &str) -> String {
-        disk::read_file(&self.img, &format!("/results/{name}"))
-    }
-
-    fn json(&self, name: &str) -> Value {
-        let text = self.result(name);
-        serde_json::from_str(&text).unwrap_or_else(|e| {
-            let run = self.result(&name.replace(".json", ".run"));
-            panic!("{name}: {e}: {text:?}; its app.run said {run:?}")
-        })
-    }
-}
-
-fn powered_off(vm: &mut Vm) {
-    let status = vm
-        .wait_exit(Duration::from_secs(300))
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(status.success(), "qemu {status}\n{}", vm.tail(40));
-}
-
-/// The value after `key=` on a line of `text`.
-fn field(text: &str, key: &str) -> Option<i64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")))
-        .and_then(|v| v.trim().parse().ok())
-}
 
 #[test]
 fn containers_are_isolated_limited_and_accounted() {

@@ -8,11 +8,12 @@
 //! replayed with `FLUXNODE_CUT_SEED=<seed>`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use qemu_tests::{disk, oci, ports, rpc, Artifacts, Vm, VmBuilder};
+use qemu_tests::appnode::AppNode;
+use qemu_tests::{disk, ports, rpc, Artifacts, Vm, VmBuilder};
 use serde_json::json;
 
 const BOOT: Duration = Duration::from_secs(120);
@@ -295,35 +296,16 @@ fn a_devnet_node_cut_at_random_moments_keeps_its_blocks_and_token_and_goes_on() 
 
 /// The script of the app rounds: starts one app from the test image, once.
 const APP_SCRIPT: &str = r#"
-/init ctl app run web --source /data/test/img.tar --cpu 0.25 --ram 64M --restart always -- /bin/sh -c 'echo web-started; while true; do sleep 1; done'
+run web --cpu 0.25 --ram 64M --restart always -- /bin/sh -c 'echo web-started; while true; do sleep 1; done'
 "#;
-
-const SMALL_RESERVE: &str =
-    "fluxnode.apps.reserve_cpu=0.25 fluxnode.apps.reserve_ram=128M fluxnode.apps.reserve_disk=8M";
-
-fn app_boot(a: &Artifacts, img: &Path, script: bool) -> Vm {
-    let service = if script { oci::SCRIPT_SERVICE } else { "" };
-    VmBuilder::from_artifacts(a, None)
-        .data_disk(img)
-        .memory_mb(1024)
-        .cmdline_extra(&format!(
-            "fluxnode.bench.enabled=false {SMALL_RESERVE} {service}"
-        ))
-        .spawn()
-        .unwrap()
-}
 
 #[test]
 fn an_app_cut_during_its_first_start_comes_back_from_the_desired_state() {
     let mut rng = Lcg::from_env_or_clock("app cuts");
-    let a = Artifacts::locate().unwrap_or_else(|e| panic!("{e}"));
     let mut rounds_saved = 0;
     for round in 1..=3 {
-        let dir = tempfile::tempdir().unwrap();
-        let img = disk::copy_image(&a, dir.path(), None);
-        oci::prepare(&img, dir.path(), APP_SCRIPT);
-
-        let mut vm = app_boot(&a, &img, true);
+        let n = AppNode::new(APP_SCRIPT);
+        let mut vm = n.boot_with(true, "").spawn().unwrap();
         expect(&mut vm, "apps: admitted web");
         let after = rng.between(Duration::ZERO, Duration::from_secs(5));
         std::thread::sleep(after);
@@ -339,7 +321,7 @@ fn an_app_cut_during_its_first_start_comes_back_from_the_desired_state() {
         );
 
         // The next boot has no script: the app can only come from the desired state.
-        let mut vm = app_boot(&a, &img, false);
+        let mut vm = n.boot_with(false, "").spawn().unwrap();
         expect(&mut vm, "fluxnode: ready");
         let log = vm.serial_log();
         assert!(
