@@ -5,8 +5,6 @@ mod app_cli;
 mod bench_cli;
 mod chain_cli;
 mod cli;
-mod config;
-mod net;
 mod oci_cli;
 mod pid1;
 mod selftest;
@@ -15,6 +13,8 @@ mod update;
 mod update_cli;
 mod uptime;
 mod wallet_cli;
+
+use fluxnode_init::{config, net};
 
 fn main() {
     if std::process::id() == 1 {
