@@ -18,7 +18,30 @@
 #
 # To see where our time goes, profile our path alone (no crun, so no namespace needed):
 #   perf record -g target/release/fluxnode-bench-runtime --only fluxnode 200
+#
+# `--image [CYCLES]` (default 100) measures inside the image instead, on pure cgroup v2 as a
+# node runs: the static driver and Debian's crun (with the libraries it loads, on the test
+# disk only) are put on a copy of the node disk, the guest runs the same interleaved cycles
+# of ours and `crun run`, and the report (medians, p90, ratio to crun) is printed here.
 source "$(dirname "$0")/common.sh"
+if [ "${1:-}" = "--image" ]; then
+  cycles="${2:-100}"
+  missing="$(apt_missing crun busybox-static)"
+  if [ -n "$missing" ]; then
+    say "installing with apt: $missing"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  fi
+  "$ROOT/scripts/build-image.sh" >&2
+  say "building the static fluxnode-bench-runtime for the image"
+  LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH="/usr/lib/$(gcc -dumpmachine)" \
+  CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
+    cargo_release -q -p fluxnode-runtime --features host-v1 --bin fluxnode-bench-runtime \
+    --target "$HOST_TRIPLE"
+  cargo_release -q -p fluxnode-qemu-tests --bin fluxnode-vm
+  FLUXNODE_ARTIFACTS="$OUT_DIR" exec "$TARGET_DIR/release/fluxnode-vm" bench-runtime \
+    --driver "$TARGET_DIR/$HOST_TRIPLE/release/fluxnode-bench-runtime" "$cycles"
+fi
 cycles="${1:-200}"
 driver="$TARGET_DIR/release/fluxnode-bench-runtime"
 

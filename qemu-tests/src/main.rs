@@ -1,4 +1,5 @@
-//! `fluxnode-vm`: boots the built image for people (`run`) and measures boots (`bench-boot`).
+//! `fluxnode-vm`: boots the built image for people (`run`), measures boots (`bench-boot`)
+//! and the container cycle inside the image against crun (`bench-runtime`).
 //! The scripts in scripts/ are thin wrappers around it.
 
 mod bench;
@@ -35,6 +36,16 @@ enum Command {
     BenchBoot {
         #[arg(long, default_value_t = 5)]
         runs: usize,
+    },
+    /// Time the container cycle inside the image (pure cgroup v2), ours against crun.
+    BenchRuntime {
+        /// The static `fluxnode-bench-runtime` driver.
+        #[arg(long)]
+        driver: PathBuf,
+        #[arg(long, default_value = "/usr/bin/crun")]
+        crun: PathBuf,
+        #[arg(default_value_t = 100)]
+        cycles: usize,
     },
 }
 
@@ -94,5 +105,16 @@ fn main() -> Result<()> {
             memory,
         } => run(disk_size, fresh, memory),
         Command::BenchBoot { runs } => bench::run(runs),
+        Command::BenchRuntime {
+            driver,
+            crun,
+            cycles,
+        } => {
+            print!(
+                "{}",
+                qemu_tests::bench_runtime::run(&driver, &crun, cycles)?
+            );
+            Ok(())
+        }
     }
 }

@@ -57,6 +57,10 @@ struct Args {
     /// Time only this runtime (fluxnode, crun or runc), to profile it; no ratio then.
     #[arg(long, value_parser = ["fluxnode", "crun", "runc"])]
     only: Option<String>,
+    /// The runtimes to time, comma-separated (default all three; the image bench has no
+    /// runc).
+    #[arg(long, value_delimiter = ',', value_parser = ["fluxnode", "crun", "runc"])]
+    runtimes: Vec<String>,
     /// Also write every timed cycle to this file: `round runtime total_ms`, and for ours
     /// `create_ms start_ms wait_ms delete_ms` after it.
     #[arg(long)]
@@ -340,6 +344,7 @@ fn main() -> Result<()> {
     let runtimes: Vec<Which> = Which::ALL
         .into_iter()
         .filter(|w| args.only.is_none() || args.only.as_deref() == Some(w.name()))
+        .filter(|w| args.runtimes.is_empty() || args.runtimes.iter().any(|r| r == w.name()))
         .collect();
     if runtimes.contains(&Which::Crun) {
         check_hybrid_controllers()?;
