@@ -78,6 +78,7 @@ $F ctl app stop filler --purge > $R/purge.txt 2>&1
 for a in filler a1 a2 a3; do gone $a; done
 $B test -e /data/apps/filler-0; echo "left=$?" > $R/left.txt
 $B touch $R/stop
+$B ps > $R/ps.txt
 wait $watcher
 $F ctl shutdown
 "#,
@@ -89,7 +90,14 @@ $F ctl shutdown
         .timeout(Duration::from_secs(900))
         .spawn()
         .unwrap();
-    powered_off(&mut vm);
+    if let Err(e) = vm.wait_exit(Duration::from_secs(600)) {
+        drop(vm);
+        panic!(
+            "{e}\nwatch: {}\nps: {}",
+            n.result("watch.txt"),
+            n.result("ps.txt")
+        );
+    }
     let watch = n.result("watch.txt");
     eprintln!("{watch}");
     let summary = watch
@@ -123,6 +131,14 @@ run bad --cpu 0.1 --ram 16M --restart always -- /bin/no-such-program
 run good --cpu 0.1 --ram 16M --restart always -- /bin/sh -c 'while true; do sleep 1; done'
 "#,
     );
+    // The fourth boot's script, put on the disk now: after a power cut the filesystem's
+    // journal waits for the node's e2fsck, and debugfs would write under it.
+    let script = format!(
+        "{PRELUDE}\n$F ctl app list > $R/held.json\n$F ctl status > $R/status.json\n\
+         $F ctl app resume > $R/resume.json\n$B sleep 5\n$F ctl app list > $R/resumed.json\n\
+         $F ctl shutdown\n"
+    );
+    disk::put_file(&n.img, &[], "/test/t2.sh", &script);
     // Three boots, each cut before its loop ran two minutes: unhealthy.
     for boot in 1..=3 {
         let mut vm = n.boot("").spawn().unwrap();
@@ -139,12 +155,6 @@ run good --cpu 0.1 --ram 16M --restart always -- /bin/sh -c 'while true; do slee
         cut(&mut vm);
     }
     // The fourth boot holds them; the operator looks, then resumes.
-    let script = format!(
-        "{PRELUDE}\n$F ctl app list > $R/held.json\n$F ctl status > $R/status.json\n\
-         $F ctl app resume > $R/resume.json\n$B sleep 5\n$F ctl app list > $R/resumed.json\n\
-         $F ctl shutdown\n"
-    );
-    disk::put_file(&n.img, &[], "/test/t2.sh", &script);
     let mut vm = n
         .boot_with(
             false,
