@@ -225,3 +225,68 @@ impl ControlServer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::epoll::{EpollCreateFlags, EpollTimeout};
+    use std::io::{BufRead, BufReader};
+
+    /// Runs the server's side of the loop (accept, read, reply, flush on EPOLLOUT) until
+    /// `done` says so.
+    fn serve(server: &mut ControlServer, epoll: &Epoll, big: &Reply, done: impl Fn() -> bool) {
+        let mut events = [EpollEvent::empty(); 8];
+        while !done() {
+            let n = epoll.wait(&mut events, EpollTimeout::from(50u16)).unwrap();
+            for ev in &events[..n] {
+                let token = ev.data();
+                if token == 1 {
+                    server.accept(epoll);
+                    continue;
+                }
+                if ev.events().contains(EpollFlags::EPOLLOUT) {
+                    server.flush(token, epoll);
+                }
+                for _line in server.read_lines(token) {
+                    server.reply(token, big, epoll);
+                }
+                server.settle(token, epoll);
+            }
+        }
+    }
+
+    #[test]
+    fn a_reply_bigger_than_the_socket_buffer_arrives_whole_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let mut server = ControlServer::bind(&path).unwrap();
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).unwrap();
+        epoll
+            .add(
+                server.listener().as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, 1),
+            )
+            .unwrap();
+        // 8 MiB of data: far more than a unix socket takes at once.
+        let big = Reply::ok(Some(serde_json::Value::String("x".repeat(8 << 20))));
+        let got = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let client = {
+            let got = got.clone();
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut s = UnixStream::connect(&path).unwrap();
+                s.write_all(b"{\"request\":\"status\"}\n").unwrap();
+                // A slow reader: the server must not wait for it.
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                let mut line = String::new();
+                BufReader::new(&s).read_line(&mut line).unwrap();
+                *got.lock().unwrap() = Some(line);
+            })
+        };
+        serve(&mut server, &epoll, &big, || got.lock().unwrap().is_some());
+        client.join().unwrap();
+        let line = got.lock().unwrap().take().unwrap();
+        let back: Reply = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, big);
+    }
+}
