@@ -29,7 +29,7 @@ pub enum Selftest {
     BenchLatest,
     /// Print PID1's status on the console every N seconds.
     StatusEvery { seconds: u64 },
-    /// Ask PID1's status every MS milliseconds (each with 2 s to answer) until the file
+    /// Ask PID1's status every MS milliseconds (each with 30 s to answer) until the file
     /// UNTIL exists; then print how many were answered, the slowest answer and PID1's loop
     /// histogram, and exit.
     StatusWatch { every_ms: u64, until: PathBuf },
@@ -136,7 +136,7 @@ pub fn run(test: Selftest) -> Result<()> {
             }
         }
         Selftest::StatusWatch { every_ms, until } => {
-            let client = Client::default().with_timeout(Duration::from_secs(2));
+            let client = Client::default().with_timeout(Duration::from_secs(30));
             let (mut count, mut answered, mut slowest) = (0u32, 0u32, Duration::ZERO);
             let mut last = None;
             while !until.exists() {

@@ -100,6 +100,15 @@ $F ctl shutdown
     }
     let watch = n.result("watch.txt");
     eprintln!("{watch}");
+    // Under TCG a container create (libcontainer in PID1, about 10 ms natively) takes
+    // seconds; the slow turns PID1 named:
+    for l in vm
+        .serial_log()
+        .lines()
+        .filter(|l| l.contains("loop: a turn took"))
+    {
+        eprintln!("{l}");
+    }
     let summary = watch
         .lines()
         .find(|l| l.contains("selftest status-watch: asked"))

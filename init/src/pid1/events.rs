@@ -138,17 +138,19 @@ impl Loop {
                         c.flush(ev.data(), &self.epoll);
                     }
                 }
-                let action = match ev.data() {
-                    TOKEN_SIGNALS => self.on_signals()?,
+                let part = Instant::now();
+                let (action, what) = match ev.data() {
+                    TOKEN_SIGNALS => (self.on_signals()?, "signals and exits"),
                     TOKEN_CONTROL => {
                         if let Some(c) = self.control.as_mut() {
                             c.accept(&self.epoll);
                         }
-                        None
+                        (None, "accept")
                     }
-                    t if t >= TOKEN_BASE => self.on_control(t),
-                    t => self.on_button(t),
+                    t if t >= TOKEN_BASE => (self.on_control(t), "a control request"),
+                    t => (self.on_button(t), "the power button"),
                 };
+                self.turns.part(what, part.elapsed());
                 if let Some(action) = action {
                     return Ok(action);
                 }
@@ -156,8 +158,12 @@ impl Loop {
             if let Some(w) = self.boot.watchdog.as_mut() {
                 w.pet_if_due();
             }
+            let part = Instant::now();
             self.boot.supervisor.tick();
+            self.turns.part("services", part.elapsed());
+            let part = Instant::now();
             self.boot.apps.tick(Instant::now());
+            self.turns.part("apps", part.elapsed());
             if self.trial_failed() {
                 return Ok(Action::Reboot);
             }

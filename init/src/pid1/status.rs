@@ -11,15 +11,37 @@ use super::{reaper, uptime, Boot, DataState};
 /// Upper bounds of the histogram's buckets, in ms (the last is open).
 const BOUNDS_MS: [u64; 7] = [1, 5, 10, 50, 100, 500, u64::MAX];
 
+/// A turn this long is named on the console with the part that took most of it.
+const SLOW_TURN: Duration = Duration::from_millis(250);
+
 /// Counts loop turns by duration.
 #[derive(Debug, Clone, Default)]
 pub struct TurnClock {
     counts: [u64; BOUNDS_MS.len()],
     max: Duration,
+    /// The slowest part of the turn going on.
+    slowest: Option<(&'static str, Duration)>,
 }
 
 impl TurnClock {
+    /// Notes how long a part of the current turn took.
+    pub fn part(&mut self, what: &'static str, took: Duration) {
+        if self.slowest.is_none_or(|(_, d)| took > d) {
+            self.slowest = Some((what, took));
+        }
+    }
+
+    /// Counts a whole turn; a slow one is logged with its slowest part.
     pub fn record(&mut self, took: Duration) {
+        if let Some((what, part)) = self.slowest.take() {
+            if took >= SLOW_TURN {
+                tracing::warn!(
+                    "loop: a turn took {} ms, {} ms of it in {what}",
+                    took.as_millis(),
+                    part.as_millis()
+                );
+            }
+        }
         let ms = took.as_millis() as u64;
         let i = BOUNDS_MS
             .iter()
