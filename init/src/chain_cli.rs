@@ -89,27 +89,38 @@ impl Workload for ControlWorkload {
 /// Reports read from a file at each confirm.
 struct FileWorkload(PathBuf);
 
+/// One line of a workload file: `{"app": .., "instance": .., "running": ..}`.
+#[derive(serde::Deserialize)]
+struct FileUsage {
+    app: String,
+    #[serde(default)]
+    instance: u32,
+    #[serde(default)]
+    running: bool,
+}
+
 impl Workload for FileWorkload {
     fn report(&self) -> Vec<InstanceUsage> {
         let Ok(text) = std::fs::read(&self.0) else {
             return Vec::new();
         };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else {
-            return Vec::new();
+        let usages: Vec<FileUsage> = match serde_json::from_slice(&text) {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!("workload file {}: {e}; reporting nothing", self.0.display());
+                return Vec::new();
+            }
         };
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|u| InstanceUsage {
-                        app: u["app"].as_str().unwrap_or_default().to_owned(),
-                        instance: u["instance"].as_u64().unwrap_or(0) as u32,
-                        running: u["running"].as_bool().unwrap_or(false),
-                        cpu_usage_usec: 0,
-                        memory_peak: 0,
-                    })
-                    .collect()
+        usages
+            .into_iter()
+            .map(|u| InstanceUsage {
+                app: u.app,
+                instance: u.instance,
+                running: u.running,
+                cpu_usage_usec: 0,
+                memory_peak: 0,
             })
-            .unwrap_or_default()
+            .collect()
     }
 }
 
