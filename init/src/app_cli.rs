@@ -67,7 +67,14 @@ pub struct RunArgs {
     ports: Vec<u16>,
     #[arg(long, default_value_t = 0)]
     instance: u32,
-    /// The command, overriding the image's (after `--`).
+    /// The program to run instead of the image's Entrypoint (its Cmd is dropped too, as
+    /// `docker run --entrypoint` does); `--entrypoint ""` clears it.
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// The user to run as instead of the image's: uid, uid:gid, name or name:group.
+    #[arg(long)]
+    user: Option<String>,
+    /// The command, replacing the image's Cmd (after `--`).
     #[arg(last = true)]
     command: Vec<String>,
 }
@@ -94,21 +101,27 @@ pub fn ctl(client: &Client, cmd: AppCommand) -> Result<serde_json::Value> {
                 (None, Some(src)) => Store::source_digest(src)?,
                 (None, None) => return Err(anyhow!("give --image DIGEST or --source PATH")),
             };
-            serde_json::to_value(client.app_run(AppSpec {
-                name: a.name,
-                instance: a.instance,
-                image,
-                source: a.source.map(|p| p.display().to_string()),
-                command: a.command,
-                env: a.env,
-                ports: a.ports,
-                cpu_millis: a.cpu,
-                ram_bytes: a.ram,
-                disk_bytes: a.disk,
-                pids: a.pids,
-                disk_weight: a.disk_weight,
-                restart: a.restart,
-            })?)?
+            serde_json::to_value(
+                client.app_run(AppSpec {
+                    name: a.name,
+                    instance: a.instance,
+                    image,
+                    source: a.source.map(|p| p.display().to_string()),
+                    entrypoint: a
+                        .entrypoint
+                        .map(|e| if e.is_empty() { vec![] } else { vec![e] }),
+                    command: a.command,
+                    user: a.user,
+                    env: a.env,
+                    ports: a.ports,
+                    cpu_millis: a.cpu,
+                    ram_bytes: a.ram,
+                    disk_bytes: a.disk,
+                    pids: a.pids,
+                    disk_weight: a.disk_weight,
+                    restart: a.restart,
+                })?,
+            )?
         }
         AppCommand::Stop { name, purge } => serde_json::to_value(client.app_stop(&name, purge)?)?,
         AppCommand::List => serde_json::to_value(client.app_list()?)?,

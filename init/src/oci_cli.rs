@@ -178,11 +178,13 @@ fn spec(bundle: &Path, args: Vec<String>) -> Result<()> {
         instance: 0,
         image: String::new(),
         source: None,
+        entrypoint: None,
         command: if args.is_empty() {
             vec!["sh".into()]
         } else {
             args
         },
+        user: None,
         env: vec![],
         ports: vec![],
         cpu_millis: 1000,
@@ -192,7 +194,12 @@ fn spec(bundle: &Path, args: Vec<String>) -> Result<()> {
         disk_weight: 100,
         restart: runtime::spec::RestartPolicy::No,
     };
-    let spec = runtime::spec::runtime_spec(&app, &[], &[], Path::new("rootfs"))?;
+    let spec = runtime::spec::runtime_spec(
+        &app,
+        &Default::default(),
+        &Default::default(),
+        Path::new("rootfs"),
+    )?;
     let mut config = serde_json::to_value(&spec)?;
     if let Some(linux) = config.get_mut("linux").and_then(|l| l.as_object_mut()) {
         linux.remove("cgroupsPath");

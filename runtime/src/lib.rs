@@ -14,3 +14,4 @@ pub mod durable;
 pub mod image;
 pub mod seccomp;
 pub mod spec;
+pub mod user;

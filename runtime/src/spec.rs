@@ -14,6 +14,9 @@ use oci_spec::runtime::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::image::config::RunConfig;
+use crate::user::User;
+
 /// What the chain (or an operator) asks to run; the wire form of control `app.run`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppSpec {
@@ -25,9 +28,15 @@ pub struct AppSpec {
     /// Where to import the image from when the store lacks it (a layout or oci-archive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    /// Overrides the image's command when not empty.
+    /// Replaces the image's Entrypoint (and drops its Cmd), as `docker run --entrypoint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    /// Replaces the image's Cmd when not empty.
     #[serde(default)]
     pub command: Vec<String>,
+    /// Replaces the image's User (`uid`, `uid:gid`, `name`, `name:group`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     #[serde(default)]
     pub env: Vec<String>,
     /// Ports the app serves (recorded in the bundle's annotations; publishing them on the
@@ -82,11 +91,6 @@ impl AppSpec {
     /// The container id of this instance: `<name>-<instance>`.
     pub fn id(&self) -> String {
         format!("{}-{}", self.name, self.instance)
-    }
-
-    /// The signal that asks the app to stop.
-    pub fn stop_signal(&self) -> nix::sys::signal::Signal {
-        nix::sys::signal::Signal::SIGTERM
     }
 }
 
@@ -226,27 +230,21 @@ fn resources(app: &AppSpec) -> LinuxResources {
     r
 }
 
-/// The runtime config for `app`, running the image's `image_cmd`/`image_env` unless the app
-/// overrides them, with its root filesystem at `rootfs`.
+/// The runtime config for `app` from its image's config (`image`; Docker's semantics for
+/// what the app overrides), running as `user` (resolved in the image), with its root
+/// filesystem at `rootfs`.
 pub fn runtime_spec(
     app: &AppSpec,
-    image_cmd: &[String],
-    image_env: &[String],
+    image: &RunConfig,
+    user: &User,
     rootfs: &Path,
 ) -> Result<Spec, SpecError> {
     check(app)?;
-    let args = if app.command.is_empty() {
-        image_cmd.to_vec()
-    } else {
-        app.command.clone()
-    };
+    let args = image.argv(app.entrypoint.as_deref(), &app.command);
     if args.is_empty() {
         return Err(SpecError::NoCommand(app.name.clone()));
     }
-    let mut env =
-        vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()];
-    env.extend(image_env.iter().cloned());
-    env.extend(app.env.iter().cloned());
+    let env = image.environment(&app.env, user.home.as_deref());
     let caps: HashSet<Capability> = DEFAULT_CAPS.into_iter().collect();
     let mut capabilities = LinuxCapabilities::default();
     capabilities.set_bounding(Some(caps.clone()));
@@ -259,7 +257,14 @@ pub fn runtime_spec(
     let mut process = spec.process().clone().unwrap_or_default();
     process.set_args(Some(args));
     process.set_env(Some(env));
-    process.set_cwd(PathBuf::from("/"));
+    process.set_cwd(PathBuf::from(image.cwd()));
+    let mut u = oci_spec::runtime::User::default();
+    u.set_uid(user.uid);
+    u.set_gid(user.gid);
+    if !user.additional_gids.is_empty() {
+        u.set_additional_gids(Some(user.additional_gids.clone()));
+    }
+    process.set_user(u);
     process.set_no_new_privileges(Some(true));
     process.set_capabilities(Some(capabilities));
     process.set_terminal(Some(false));
@@ -296,7 +301,9 @@ mod tests {
             instance: 2,
             image: format!("sha256:{}", "a".repeat(64)),
             source: None,
+            entrypoint: None,
             command: vec![],
+            user: None,
             env: vec!["MODE=prod".into()],
             ports: vec![8080],
             cpu_millis: 1500,
@@ -309,10 +316,15 @@ mod tests {
     }
 
     fn spec() -> Spec {
+        let image = RunConfig {
+            cmd: vec!["/bin/web".into(), "--serve".into()],
+            env: vec!["A=1".into()],
+            ..RunConfig::default()
+        };
         runtime_spec(
             &app(),
-            &["/bin/web".into(), "--serve".into()],
-            &["A=1".into()],
+            &image,
+            &User::default(),
             Path::new("/data/instances/web-2/rootfs"),
         )
         .unwrap()
@@ -499,21 +511,26 @@ mod tests {
 
     #[test]
     fn bad_apps_are_refused_naming_the_field() {
+        let x = RunConfig {
+            cmd: vec!["/x".into()],
+            ..RunConfig::default()
+        };
+        let none = User::default();
         let mut a = app();
         a.name = "Web_App".into();
         assert_eq!(
-            runtime_spec(&a, &["/x".into()], &[], Path::new("/r")).unwrap_err(),
+            runtime_spec(&a, &x, &none, Path::new("/r")).unwrap_err(),
             SpecError::Name("Web_App".into())
         );
         let mut a = app();
         a.pids = 0;
-        let err = runtime_spec(&a, &["/x".into()], &[], Path::new("/r")).unwrap_err();
+        let err = runtime_spec(&a, &x, &none, Path::new("/r")).unwrap_err();
         assert_eq!(
             err.to_string(),
             "app web: pids 0 is out of range (1 to 1000000)"
         );
         assert_eq!(
-            runtime_spec(&app(), &[], &[], Path::new("/r")).unwrap_err(),
+            runtime_spec(&app(), &RunConfig::default(), &none, Path::new("/r")).unwrap_err(),
             SpecError::NoCommand("web".into())
         );
     }

@@ -10,11 +10,29 @@ use crate::accounting::Sample;
 use crate::admission::Resources;
 use crate::spec::AppSpec;
 
+/// What the manager keeps from an app's image config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// The signal that asks the app to stop (the image's StopSignal, else SIGTERM).
+    pub stop_signal: Signal,
+    /// The image's ExposedPorts (`80/tcp`), shown with the app.
+    pub exposed_ports: Vec<String>,
+}
+
+impl Default for ImageInfo {
+    fn default() -> Self {
+        ImageInfo {
+            stop_signal: Signal::SIGTERM,
+            exposed_ports: Vec::new(),
+        }
+    }
+}
+
 /// Where an app's image stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Image {
     /// In the store: the app can start.
-    Ready,
+    Ready(ImageInfo),
     /// A helper child (this pid) is importing it; start again when it exits.
     Importing(i32),
 }

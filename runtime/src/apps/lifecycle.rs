@@ -24,10 +24,10 @@ impl<H: Host> Manager<H> {
         let spec = self.apps[i].spec.clone();
         let kill_at = now + STOP_GRACE;
         let state = self.apps[i].state.clone();
+        let sig = self.apps[i].info.stop_signal;
         let host = self.host()?;
         let next = match state {
             State::Running { pid, since } => {
-                let sig = spec.stop_signal();
                 if let Err(e) = guard("signal", || host.signal(&spec, sig)) {
                     warn!("apps: {sig} to {}: {e}", spec.id());
                 }
@@ -181,13 +181,18 @@ impl<H: Host> Manager<H> {
             return;
         };
         let began = Instant::now();
+        let mut info = None;
         let started = guard("prepare", || host.prepare(&spec)).and_then(|image| match image {
             Image::Importing(pid) => Ok(State::Importing { pid }),
-            Image::Ready => {
+            Image::Ready(i) => {
+                info = Some(i);
                 guard("start", || host.start(&spec)).map(|pid| State::Running { pid, since: now })
             }
         });
         let app = &mut self.apps[i];
+        if let Some(info) = info {
+            app.info = info;
+        }
         match started {
             Ok(state) => {
                 match &state {
@@ -367,7 +372,7 @@ impl<H: Host> Manager<H> {
         };
         for a in &self.apps {
             if matches!(a.state, State::Running { .. } | State::Stopping { .. }) {
-                let sig = signal.unwrap_or_else(|| a.spec.stop_signal());
+                let sig = signal.unwrap_or(a.info.stop_signal);
                 let _ = guard("signal", || host.signal(&a.spec, sig));
             }
         }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use super::host::{Host, Image};
+use super::host::{Host, Image, ImageInfo};
 use crate::accounting::{self, Sample};
 use crate::admission::Resources;
 use crate::bench::report;
@@ -149,12 +149,16 @@ pub fn capacity(report_path: &Path) -> (Resources, String) {
 impl Host for LiveHost {
     fn prepare(&mut self, app: &AppSpec) -> Result<Image, String> {
         let store = Store::open(&self.paths.store).map_err(|e| e.to_string())?;
-        if store
-            .image(&app.image)
-            .map_err(|e| e.to_string())?
-            .is_some()
-        {
-            return Ok(Image::Ready);
+        if let Some(img) = store.image(&app.image).map_err(|e| e.to_string())? {
+            let c = &img.config;
+            return Ok(Image::Ready(ImageInfo {
+                stop_signal: c
+                    .stop_signal
+                    .as_deref()
+                    .and_then(crate::image::config::parse_signal)
+                    .unwrap_or(Signal::SIGTERM),
+                exposed_ports: c.exposed_ports.clone(),
+            }));
         }
         let Some(source) = &app.source else {
             return Err(format!(
@@ -186,8 +190,12 @@ impl Host for LiveHost {
         let id = app.id();
         let inst = Instance::new(&self.paths.apps, &id);
         let rootfs = inst.mount(&img.layers).map_err(|e| e.to_string())?;
+        let want = app.user.as_deref().unwrap_or(&img.config.user);
+        let who = crate::user::resolve(want, &rootfs).map_err(|e| e.to_string())?;
+        crate::user::make_workdir(&rootfs, img.config.cwd(), who.uid, who.gid)
+            .map_err(|e| e.to_string())?;
         let spec =
-            spec::runtime_spec(app, &img.cmd, &img.env, &rootfs).map_err(|e| e.to_string())?;
+            spec::runtime_spec(app, &img.config, &who, &rootfs).map_err(|e| e.to_string())?;
         let bundle = self.paths.bundles.join(&id);
         instance::write_bundle(&bundle, &spec).map_err(|e| e.to_string())?;
         // A container left by an earlier run of this instance goes first.

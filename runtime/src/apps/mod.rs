@@ -25,7 +25,7 @@ use crate::accounting::{self, Ring, Sample};
 use crate::admission::{self, Resources};
 use crate::control::replies::{AppList, AppState, AppStats, AppSummary, AppsResumed};
 use crate::spec::{self, AppSpec};
-pub use host::{Host, Image};
+pub use host::{Host, Image, ImageInfo};
 
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 /// How long an app has to end after its stop signal before its cgroup is killed.
@@ -69,6 +69,8 @@ struct App {
     /// How long the last run lasted, in ms.
     last_run_ms: Option<u64>,
     ring: Ring,
+    /// From the image, once it is in the store.
+    info: ImageInfo,
 }
 
 impl App {
@@ -81,6 +83,7 @@ impl App {
             last_exit: None,
             last_run_ms: None,
             ring: Ring::default(),
+            info: ImageInfo::default(),
         }
     }
 
@@ -120,6 +123,7 @@ impl App {
             disk_bytes: s.disk_bytes,
             pids: s.pids,
             latest: self.ring.latest().copied(),
+            exposed_ports: self.info.exposed_ports.clone(),
         }
     }
 }

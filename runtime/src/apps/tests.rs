@@ -40,7 +40,14 @@ impl Host for Fake {
             self.calls.push(format!("import {} {pid}", app.name));
             return Ok(Image::Importing(pid));
         }
-        Ok(Image::Ready)
+        Ok(Image::Ready(ImageInfo {
+            stop_signal: if app.name == "quits" {
+                Signal::SIGQUIT
+            } else {
+                Signal::SIGTERM
+            },
+            exposed_ports: vec!["80/tcp".into()],
+        }))
     }
     fn import_error(&mut self, _: &AppSpec) -> String {
         "blob sha256:ab: digest mismatch".into()
@@ -469,4 +476,16 @@ fn running_apps_are_sampled_every_five_seconds() {
     // Three on schedule and one taken for the stats request itself.
     assert_eq!(s.samples.len(), 4);
     assert_eq!(t.m.list().totals.memory_current, 1 << 20);
+}
+
+#[test]
+fn a_stop_uses_the_image_stop_signal_and_the_image_ports_are_shown() {
+    let mut t = T::new();
+    let s =
+        t.m.run(spec("quits", RestartPolicy::Always), t.now)
+            .unwrap();
+    assert_eq!(s.exposed_ports, ["80/tcp"]);
+    t.calls();
+    t.m.stop("quits", false, t.now).unwrap();
+    assert_eq!(t.calls(), ["signal quits SIGQUIT"]);
 }

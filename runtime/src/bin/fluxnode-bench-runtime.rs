@@ -108,7 +108,9 @@ fn bench_app() -> AppSpec {
         instance: 0,
         image: format!("sha256:{}", "0".repeat(64)),
         source: None,
+        entrypoint: None,
         command: vec!["/bin/true".into()],
+        user: None,
         env: vec![],
         ports: vec![],
         cpu_millis: 1000,
@@ -131,7 +133,12 @@ fn make_bundle(dir: &Path, busybox: &Path) -> Result<PathBuf> {
     fs::copy(busybox, bin.join("busybox"))
         .with_context(|| format!("copy {} into the rootfs", busybox.display()))?;
     symlink("busybox", bin.join("true")).context("symlink rootfs/bin/true")?;
-    let mut spec = runtime_spec(&bench_app(), &[], &[], Path::new("rootfs"))?;
+    let mut spec = runtime_spec(
+        &bench_app(),
+        &Default::default(),
+        &Default::default(),
+        Path::new("rootfs"),
+    )?;
     let mut linux = spec
         .linux()
         .clone()

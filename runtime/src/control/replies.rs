@@ -155,6 +155,9 @@ pub struct AppSummary {
     pub disk_bytes: u64,
     pub pids: i64,
     pub latest: Option<Sample>,
+    /// The image's ExposedPorts (`80/tcp`), once its image is in the store.
+    #[serde(default)]
+    pub exposed_ports: Vec<String>,
 }
 
 /// `app.list`: every app, the node's totals, capacity and reserve.

@@ -38,13 +38,14 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
     }
 }
 
-/// An image ready to run: its layers bottom first, and what its config says to run.
+/// An image ready to run: its layers bottom first, and what its config says to run
+/// (flattened, so records written before all of it was kept still read).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Imported {
     pub manifest_digest: String,
     pub layers: Vec<PathBuf>,
-    pub cmd: Vec<String>,
-    pub env: Vec<String>,
+    #[serde(flatten)]
+    pub config: super::config::RunConfig,
 }
 
 /// A name part no other import running now uses (process id and a counter).
@@ -149,9 +150,13 @@ impl Store {
         (MOUNT_OPTIONS_MAX - "lowerdir=".len() - INSTANCE_OPTIONS) / one
     }
 
-    /// Refuses an image whose layers are too many for one overlay mount, or too big, or
-    /// whose blobs are not the size the manifest says, before anything is unpacked.
-    fn check_sizes(
+    /// The checks `import_layout` makes on a parsed manifest before it reads a layer blob:
+    /// the manifest's own digest (`digest`), its config's and its layers' are digests that can
+    /// name a blob (`sha256:` and 64 hex digits), and its layers, as declared, are few enough
+    /// for one overlay mount and within this store's limits. (That each blob is the size
+    /// declared is checked after, on disk.) `layout` only names the image in errors. Public
+    /// for the fuzz target `oci_json` (runtime/fuzz), which gives it manifests of any JSON.
+    pub fn check_manifest(
         &self,
         layout: &Path,
         digest: &str,
@@ -161,6 +166,8 @@ impl Store {
             path: format!("image {digest}"),
             detail,
         };
+        hex_of(digest, layout)?;
+        hex_of(manifest.config().digest().as_ref(), layout)?;
         let layers = manifest.layers();
         if layers.len() > self.max_layers() {
             return Err(bad(format!(
@@ -180,22 +187,41 @@ impl Store {
                 )));
             }
             total = total.saturating_add(size);
-            let blob = layout
-                .join("blobs/sha256")
-                .join(hex_of(l.digest().as_ref(), layout)?);
-            let on_disk = fs::metadata(&blob).map_err(io_at(&blob))?.len();
-            if on_disk != size {
-                return Err(bad(format!(
-                    "layer {}: {on_disk} bytes, the manifest says {size}",
-                    l.digest()
-                )));
-            }
+            hex_of(l.digest().as_ref(), layout)?;
         }
         if total > self.limits.image_bytes {
             return Err(bad(format!(
                 "its layers are {total} bytes; the limit is {}",
                 self.limits.image_bytes
             )));
+        }
+        Ok(())
+    }
+
+    /// Refuses an image whose layers are too many for one overlay mount, or too big, or
+    /// whose blobs are not the size the manifest says, before anything is unpacked.
+    fn check_sizes(
+        &self,
+        layout: &Path,
+        digest: &str,
+        manifest: &ImageManifest,
+    ) -> Result<(), StoreError> {
+        self.check_manifest(layout, digest, manifest)?;
+        for l in manifest.layers() {
+            let size = l.size();
+            let blob = layout
+                .join("blobs/sha256")
+                .join(hex_of(l.digest().as_ref(), layout)?);
+            let on_disk = fs::metadata(&blob).map_err(io_at(&blob))?.len();
+            if on_disk != size {
+                return Err(StoreError::Bad {
+                    path: format!("image {digest}"),
+                    detail: format!(
+                        "layer {}: {on_disk} bytes, the manifest says {size}",
+                        l.digest()
+                    ),
+                });
+            }
         }
         Ok(())
     }
@@ -259,21 +285,10 @@ impl Store {
             }
             layers.push(dest);
         }
-        let (cmd, env) = config
-            .config()
-            .as_ref()
-            .map(|c| {
-                (
-                    c.cmd().clone().unwrap_or_default(),
-                    c.env().clone().unwrap_or_default(),
-                )
-            })
-            .unwrap_or_default();
         let imported = Imported {
             manifest_digest,
             layers,
-            cmd,
-            env,
+            config: super::config::RunConfig::from_image(&config),
         };
         self.record(&imported)?;
         Ok(imported)
@@ -423,7 +438,7 @@ mod tests {
         let img = store.import_layout(out.path()).unwrap();
         assert_eq!(img.manifest_digest, digest);
         assert_eq!(
-            (img.cmd.clone(), img.env.clone()),
+            (img.config.cmd.clone(), img.config.env.clone()),
             (vec!["/bin/hello".to_owned()], vec!["A=1".to_owned()])
         );
         assert_eq!(fs::read(img.layers[0].join("bin/hello")).unwrap(), b"hi");
@@ -610,6 +625,23 @@ mod tests {
                 .count(),
             0
         );
+    }
+
+    #[test]
+    fn a_manifest_naming_a_blob_by_another_algorithm_is_refused_before_any_read() {
+        let (out, digest) = layout();
+        let path = out.path().join("blobs/sha256").join(&digest[7..]);
+        let mut manifest: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        manifest["layers"][0]["digest"] = format!("sha512:{}", "ab".repeat(64)).into();
+        let manifest: ImageManifest = serde_json::from_value(manifest).unwrap();
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open(store_dir.path()).unwrap();
+        let err = store
+            .check_manifest(Path::new("/nonexistent"), &digest, &manifest)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unsupported digest \"sha512:abab"), "{err}");
     }
 
     #[test]
