@@ -4,5 +4,6 @@
 
 pub mod config;
 pub mod instance;
+pub mod pull;
 pub mod store;
 pub mod unpack;
