@@ -59,11 +59,20 @@ struct Registry {
 
 impl Registry {
     fn start() -> Self {
-        Self::with_auth(None)
+        Self::new(None, None)
     }
 
     /// With htpasswd auth: `user` and `password` are the only credentials it takes.
-    fn with_auth(auth: Option<(&str, &str)>) -> Self {
+    fn with_auth(user: &str, password: &str) -> Self {
+        Self::new(Some((user, password)), None)
+    }
+
+    /// HTTPS with this certificate and key (PEM), written as `cert.pem` and `key.pem`.
+    fn with_tls(cert: &str, key: &str) -> Self {
+        Self::new(None, Some((cert, key)))
+    }
+
+    fn new(auth: Option<(&str, &str)>, tls: Option<(&str, &str)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut config = format!(
@@ -71,6 +80,16 @@ impl Registry {
              http:\n  addr: 127.0.0.1:{port}\n",
             dir.path().join("storage").display()
         );
+        // (Inside `http:`, so before `auth:`.)
+        if let Some((cert, key)) = tls {
+            fs::write(dir.path().join("cert.pem"), cert).unwrap();
+            fs::write(dir.path().join("key.pem"), key).unwrap();
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.path().join("cert.pem").display(),
+                dir.path().join("key.pem").display()
+            ));
+        }
         if let Some((user, password)) = auth {
             // distribution takes bcrypt lines only (what `htpasswd -B` writes).
             let line = format!("{user}:{}\n", bcrypt::hash(password, 4).unwrap());
@@ -368,7 +387,10 @@ fn a_pull_by_tag_and_by_digest_gives_the_same_image_with_its_files() {
         "progress only grows"
     );
     assert_eq!(
-        fs::read_dir(a.pulls()).unwrap().count(),
+        fs::read_dir(a.pulls())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().is_dir())
+            .count(),
         0,
         "the pull's layout is removed once imported"
     );
@@ -584,7 +606,7 @@ fn a_partial_blob_with_wrong_bytes_is_fetched_again_whole() {
 
 #[test]
 fn basic_auth_a_wrong_password_is_refused_with_401_named_and_the_right_one_works() {
-    let reg = Registry::with_auth(Some(("team", "s3cret")));
+    let reg = Registry::with_auth("team", "s3cret");
     let (layout, digest) = small_layout(&[("bin/app", b"private")], "v1");
     reg.push(layout.path(), "v1", "team/app:v1");
     let reference = format!("{}/team/app:v1", reg.host());
@@ -682,7 +704,123 @@ fn https_is_used_unless_the_registry_is_listed_insecure() {
         .err()
         .unwrap();
     // A TLS handshake with a plain HTTP server: refused before any request is sent.
-    assert!(matches!(err, PullError::Unreachable { .. }), "{err}");
+    assert!(matches!(err, PullError::Tls { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with("(a plain-HTTP registry? list it with insecure = true)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_https_registry_is_trusted_through_its_ca_and_refused_without_it() {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let reg = Registry::with_tls(&cert.cert.pem(), &cert.signing_key.serialize_pem());
+    let (layout, digest) = small_layout(&[("bin/app", b"over https")], "v1");
+    reg.push(layout.path(), "v1", "team/app:v1");
+    let reference = format!("{}/team/app:v1", reg.host());
+    let n = node();
+    let err = n.pull(&reference, Registries::default()).err().unwrap();
+    let msg = err.to_string();
+    assert!(matches!(err, PullError::Tls { .. }), "{msg}");
+    assert!(msg.contains("invalid peer certificate"), "{msg}");
+    let ca = reg.dir.path().join("cert.pem");
+    let registries = Registries::parse(&format!(
+        "[[registry]]\nhost = \"{}\"\nca = \"{}\"\n",
+        reg.host(),
+        ca.display()
+    ))
+    .unwrap();
+    let got = n.pull(&reference, registries).unwrap();
+    assert_eq!(got.img.manifest_digest, digest);
+    assert_eq!(
+        fs::read(got.img.layers[0].join("bin/app")).unwrap(),
+        b"over https"
+    );
+}
+
+/// The node image has no CA bundle: a pull still works (Mozilla's roots are built in),
+/// here from a plain-HTTP registry. Run in a child process of this test binary, with the
+/// system's roots hidden from rustls (its loader reads these variables), so no other test
+/// shares that environment.
+#[test]
+fn a_system_without_ca_certificates_still_pulls() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "without_ca_certificates",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("SSL_CERT_FILE", "/nonexistent/ca.pem")
+        .env("SSL_CERT_DIR", "/nonexistent")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "{text}");
+}
+
+#[test]
+#[ignore = "run by a_system_without_ca_certificates_still_pulls, in a child process"]
+fn without_ca_certificates() {
+    assert_eq!(
+        std::env::var_os("SSL_CERT_DIR").as_deref(),
+        Some(std::ffi::OsStr::new("/nonexistent"))
+    );
+    let reg = Registry::start();
+    let (layout, digest) = small_layout(&[("bin/app", b"x")], "v1");
+    reg.push(layout.path(), "v1", "team/app:v1");
+    let got = node()
+        .pull(&format!("{}/team/app:v1", reg.host()), insecure(&reg))
+        .unwrap();
+    assert_eq!(got.img.manifest_digest, digest);
+}
+
+/// distribution does bearer auth only through a token server of its own, so a listener
+/// here stands for the registry: it records what it is asked and knows no manifest.
+#[test]
+fn a_bearer_token_is_sent_as_it_is() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let mut conn = conn.unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let body = r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#;
+            let _ = write!(
+                conn,
+                "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tx.send(String::from_utf8_lossy(&head).into_owned());
+        }
+    });
+    let registries = Registries::parse(&format!(
+        "[[registry]]\nhost = \"{host}\"\ninsecure = true\ntoken = \"tok-123\"\n"
+    ))
+    .unwrap();
+    let reference = format!("{host}/team/app:v1");
+    let err = node().pull(&reference, registries).err().unwrap();
+    assert!(matches!(err, PullError::ManifestUnknown { .. }), "{err}");
+    let asked: Vec<String> = rx.try_iter().collect();
+    let manifest = asked
+        .iter()
+        .find(|h| h.starts_with("GET /v2/team/app/manifests/v1 "))
+        .unwrap_or_else(|| panic!("{asked:?}"));
+    assert!(
+        manifest
+            .to_ascii_lowercase()
+            .contains("\r\nauthorization: bearer tok-123\r\n"),
+        "{manifest}"
+    );
 }
 
 #[test]

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::fcntl::{Flock, FlockArg};
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::{
     OciImageIndex, IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE,
@@ -95,6 +95,12 @@ pub enum PullError {
     Reference { reference: String, reason: String },
     #[error("{image}: registry {registry} unreachable: {reason}")]
     Unreachable {
+        image: String,
+        registry: String,
+        reason: String,
+    },
+    #[error("{image}: registry {registry}: TLS: {reason}")]
+    Tls {
         image: String,
         registry: String,
         reason: String,
@@ -187,6 +193,69 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// The TLS error under `e`, if a handshake is what failed (rustls's error travels inside
+/// `io::Error`s, nested, whose `source` skips what they hold, so each is looked into).
+fn tls_error<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    if let Some(t) = e.downcast_ref::<rustls::Error>() {
+        return Some(t);
+    }
+    let held = e.downcast_ref::<io::Error>().and_then(|io| io.get_ref());
+    if let Some(t) = held.and_then(|inner| tls_error(inner)) {
+        return Some(t);
+    }
+    e.source().and_then(tls_error)
+}
+
+/// Gives the process a CA bundle when the system has none (the node image has none).
+///
+/// oci-client builds a throwaway default reqwest client whatever its config says
+/// (`..Default::default()` in `Client::try_from`), and reqwest's rustls platform verifier
+/// panics there when it finds no system CA certificate, even for a plain-HTTP registry.
+/// So, when rustls-native-certs finds none, Mozilla's roots are written to
+/// `<pulls>/roots.pem` and named by `SSL_CERT_FILE`, which it reads. That sets a process
+/// environment variable: [`pull`] is meant for a helper process that calls it before any
+/// other thread runs (as `fluxnode pull` does).
+fn ensure_system_roots(dir: &Path) -> io::Result<()> {
+    if !rustls_native_certs::load_native_certs().certs.is_empty() {
+        return Ok(());
+    }
+    use base64::Engine as _;
+    let mut pem = String::new();
+    for c in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(c.as_ref());
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    fs::create_dir_all(dir)?;
+    let path = dir.join("roots.pem");
+    crate::durable::write(&path, pem.as_bytes(), 0o644).map_err(|e| e.source)?;
+    std::env::set_var("SSL_CERT_FILE", &path);
+    Ok(())
+}
+
+/// The roots an HTTPS registry's certificate may chain to, besides the system's: Mozilla's
+/// and the registry's own `ca`.
+fn roots(p: &Pulling<'_>, entry: Option<&Registry>) -> Result<Vec<Certificate>, PullError> {
+    let mut roots: Vec<Certificate> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .map(|c| Certificate {
+            encoding: CertificateEncoding::Der,
+            data: c.to_vec(),
+        })
+        .collect();
+    if let Some(ca) = entry.and_then(|e| e.ca.as_ref()) {
+        roots.push(Certificate {
+            encoding: CertificateEncoding::Pem,
+            data: fs::read(ca).map_err(p.io(ca))?,
+        });
+    }
+    Ok(roots)
+}
+
 impl Pulling<'_> {
     fn io<'p>(&'p self, path: &'p Path) -> impl FnOnce(io::Error) -> PullError + 'p {
         move |source| PullError::Io {
@@ -215,10 +284,28 @@ impl Pulling<'_> {
         };
         match e {
             OciDistributionError::RequestError(r) if r.is_connect() || r.is_timeout() => {
-                PullError::Unreachable {
-                    image,
-                    registry,
-                    reason: chain(&r),
+                match tls_error(&r) {
+                    Some(t) => {
+                        let hint = match t {
+                            rustls::Error::InvalidMessage(_) => {
+                                " (a plain-HTTP registry? list it with insecure = true)"
+                            }
+                            rustls::Error::InvalidCertificate(_) => {
+                                " (a private CA? give it as ca = \"/path.pem\")"
+                            }
+                            _ => "",
+                        };
+                        PullError::Tls {
+                            image,
+                            registry,
+                            reason: format!("{}{hint}", chain(&r)),
+                        }
+                    }
+                    None => PullError::Unreachable {
+                        image,
+                        registry,
+                        reason: chain(&r),
+                    },
                 }
             }
             OciDistributionError::UnauthorizedError { url } => unauthorized(url),
@@ -358,6 +445,7 @@ pub fn pull(
     // reqwest takes the process's rustls provider: ring, already in the tree (another
     // install first, in this process, is as good).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    ensure_system_roots(&opts.dir).map_err(p.io(&opts.dir))?;
     let entry = opts
         .registries
         .find(parsed.registry(), parsed.resolve_registry());
@@ -366,8 +454,18 @@ pub fn pull(
         Some(r) if r.insecure => ClientProtocol::HttpsExcept(vec![p.registry.clone()]),
         _ => ClientProtocol::Https,
     };
+    // Already in the store under the digest asked for: no registry needed.
+    if let Some(d) = parsed.digest() {
+        if let Ok(Some(img)) = store.image(d) {
+            if img.layers.iter().all(|l| l.is_dir()) {
+                progress(Progress { done: 0, total: 0 });
+                return Ok(img);
+            }
+        }
+    }
     let client = Client::try_from(ClientConfig {
         protocol,
+        extra_root_certificates: roots(&p, entry)?,
         platform_resolver: None,
         connect_timeout: Some(opts.connect_timeout),
         read_timeout: Some(opts.read_timeout),

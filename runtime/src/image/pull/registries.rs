@@ -11,6 +11,11 @@
 //! [[registry]]
 //! host = "ghcr.io"
 //! token = "..."                    # a bearer token, sent as it is
+//!
+//! [[registry]]
+//! host = "registry.internal"
+//! ca = "/data/etc/registry-ca.pem" # a CA (PEM) that signs its certificate, trusted
+//!                                  # besides the system's and Mozilla's roots
 //! ```
 
 use std::fs;
@@ -33,6 +38,8 @@ pub struct Registry {
     pub password: Option<String>,
     /// A bearer token, sent as `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// A PEM file of the CA (or the self-signed certificate) of the registry's HTTPS.
+    pub ca: Option<std::path::PathBuf>,
 }
 
 /// Every registry the node knows how to reach; the others are anonymous and HTTPS.
@@ -71,6 +78,9 @@ impl Registry {
             return Err(format!(
                 "registry {host}: give a token or a username and password, not both"
             ));
+        }
+        if self.ca.as_ref().is_some_and(|c| !c.is_absolute()) {
+            return Err(format!("registry {host}: ca must be an absolute path"));
         }
         if self.username.is_some() != self.password.is_some() {
             return Err(format!(
@@ -170,6 +180,10 @@ mod tests {
             (
                 "[[registry]]\nhost = \"a\"\ninsecur = true",
                 "unknown field",
+            ),
+            (
+                "[[registry]]\nhost = \"a\"\nca = \"ca.pem\"",
+                "absolute path",
             ),
         ] {
             let e = Registries::parse(text).unwrap_err();
