@@ -57,6 +57,9 @@ enum Command {
         expect: Option<String>,
         source: PathBuf,
     },
+    /// Pull an image from an OCI registry into the image store (PID1 runs this as a helper,
+    /// so a pull never blocks its loop); prints the manifest digest.
+    Pull(crate::pull_cli::PullArgs),
     /// Remove what an app instance wrote (PID1 runs this as a helper when an app is
     /// stopped with --purge, so gigabytes never block its loop).
     #[command(hide = true)]
@@ -156,6 +159,7 @@ pub fn run() -> Result<()> {
             source,
         } => crate::app_cli::unpack(&store, &source, expect.as_deref())?,
         Command::Purge { dir } => crate::app_cli::purge(&dir)?,
+        Command::Pull(args) => crate::pull_cli::run(args)?,
         Command::Oci(args) => crate::oci_cli::run(args)?,
         Command::Wallet(cmd) => crate::wallet_cli::wallet(cmd)?,
         Command::Chain(args) => crate::chain_cli::run(args)?,

@@ -7,6 +7,7 @@ mod chain_cli;
 mod cli;
 mod oci_cli;
 mod pid1;
+mod pull_cli;
 mod selftest;
 mod storage;
 mod update;
