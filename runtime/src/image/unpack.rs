@@ -130,8 +130,9 @@ pub fn unpack(
     {
         let mut buffered = BufReader::new(&mut hashing);
         let head = buffered.fill_buf().map_err(io_err("read".into()))?.to_vec();
+        // Concatenated gzip members are one stream (as Go's reader, containerd's, takes them).
         let stream: Box<dyn Read + '_> = if head.starts_with(&[0x1f, 0x8b]) {
-            Box::new(flate2::read::GzDecoder::new(buffered))
+            Box::new(flate2::read::MultiGzDecoder::new(buffered))
         } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
             Box::new(zstd::stream::read::Decoder::new(buffered).map_err(io_err("zstd".into()))?)
         } else {
@@ -186,10 +187,12 @@ pub fn unpack(
                     .map_err(io_err(format!("unpack {}", rel.display())))?;
             }
         }
-        // Read to the end so the digest covers the whole blob (tar stops at its end marker).
-        let mut rest = archive.into_inner();
-        io::copy(&mut rest, &mut io::sink()).map_err(io_err("read".into()))?;
     }
+    // Read the rest of the blob as it is, so the digest covers all of it: tar stops at its
+    // end marker and a decompressor at the end of its stream, before the blob's end. (Not
+    // decompressed: nothing after the end marker is unpacked, and a bomb there would only
+    // cost time.)
+    io::copy(&mut hashing, &mut io::sink()).map_err(io_err("read".into()))?;
     let got = format!("sha256:{}", hex::encode(hashing.hash.finish().as_ref()));
     if got != digest {
         return Err(UnpackError::Digest {

@@ -169,3 +169,47 @@ fn a_layer_that_unpacks_past_the_limit_is_refused_a_gzip_bomb_too() {
     let err = unpack(&raw[..], &digest(&raw), dir.path(), 10 * 512).unwrap_err();
     assert!(matches!(err, UnpackError::TooBig { .. }), "{err}");
 }
+
+/// Gives at most `.1` bytes a read (a file gives 8 KiB at a time).
+struct Chunked<'a>(&'a [u8], usize);
+
+impl Read for Chunked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.1.min(self.0.len()).min(buf.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn the_digest_covers_the_bytes_after_a_compressed_stream_however_the_blob_is_read() {
+    // Found by the fuzz target tar_layer: a 20-byte gzip stream followed by 307 more bytes,
+    // read 64 bytes at a time. What the decompressor never asked for was never hashed, so
+    // the blob's own digest was refused (with 8 KiB reads from a file: any such layer past
+    // 8 KiB).
+    let raw = layer(|b| file(b, "etc/hostname", b"app\n"));
+    let mut blob = gzip(&raw);
+    blob.extend_from_slice(&[0u8; 20 << 10]);
+    for chunk in [64, 8192, 1 << 20] {
+        let dir = tempfile::tempdir().unwrap();
+        unpack(Chunked(&blob, chunk), &digest(&blob), dir.path(), MAX)
+            .unwrap_or_else(|e| panic!("{chunk}-byte reads: {e}"));
+        assert_eq!(fs::read(dir.path().join("etc/hostname")).unwrap(), b"app\n");
+    }
+}
+
+#[test]
+fn a_gzip_layer_of_several_members_unpacks_all_of_them() {
+    // Concatenated gzip members are one gzip stream (Go's reader, which containerd and
+    // Docker use, reads them all); the archive goes on in the second member.
+    let raw = layer(|b| {
+        file(b, "a", &[b'a'; 3000]);
+        file(b, "b", b"b");
+    });
+    let mut blob = gzip(&raw[..2048]);
+    blob.extend(gzip(&raw[2048..]));
+    let dir = tempfile::tempdir().unwrap();
+    unpack(Chunked(&blob, 8192), &digest(&blob), dir.path(), MAX).unwrap();
+    assert_eq!(fs::read(dir.path().join("b")).unwrap(), b"b");
+}
