@@ -63,8 +63,9 @@ pub struct RunArgs {
     restart: RestartPolicy,
     #[arg(long = "env")]
     env: Vec<String>,
+    /// A port to publish: HOST:CONTAINER[/tcp|/udp] (repeatable).
     #[arg(long = "port")]
-    ports: Vec<u16>,
+    ports: Vec<runtime::net::PortMap>,
     #[arg(long, default_value_t = 0)]
     instance: u32,
     /// The program to run instead of the image's Entrypoint (its Cmd is dropped too, as

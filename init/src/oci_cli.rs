@@ -199,6 +199,7 @@ fn spec(bundle: &Path, args: Vec<String>) -> Result<()> {
         &Default::default(),
         &Default::default(),
         Path::new("rootfs"),
+        None,
     )?;
     let mut config = serde_json::to_value(&spec)?;
     if let Some(linux) = config.get_mut("linux").and_then(|l| l.as_object_mut()) {

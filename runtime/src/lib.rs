@@ -12,6 +12,7 @@ pub mod container;
 pub mod control;
 pub mod durable;
 pub mod image;
+pub mod net;
 pub mod quota;
 pub mod seccomp;
 pub mod spec;

@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     Capability, LinuxBlockIo, LinuxCapabilities, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType,
-    LinuxMemory, LinuxPids, LinuxResources, Spec,
+    LinuxMemory, LinuxNamespaceType, LinuxPids, LinuxResources, Mount, Spec,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::image::config::RunConfig;
+use crate::net::Attached;
 use crate::user::User;
 
 /// What the chain (or an operator) asks to run; the wire form of control `app.run`.
@@ -41,8 +42,10 @@ pub struct AppSpec {
     pub env: Vec<String>,
     /// Ports the app serves (recorded in the bundle's annotations; publishing them on the
     /// host's network is not built yet).
+    /// Ports published on the node: `HOST:CONTAINER[/tcp|/udp]` (DNAT to the app's own
+    /// network namespace).
     #[serde(default)]
-    pub ports: Vec<u16>,
+    pub ports: Vec<crate::net::PortMap>,
     /// CPU in thousandths of a core (1000 = one core).
     pub cpu_millis: u64,
     pub ram_bytes: u64,
@@ -230,6 +233,41 @@ fn resources(app: &AppSpec) -> LinuxResources {
     r
 }
 
+/// Puts the container in the network namespace made for it, with that network's
+/// /etc/resolv.conf and /etc/hosts bound read-only.
+fn join_network(
+    spec: &mut Spec,
+    linux: &mut oci_spec::runtime::Linux,
+    net: &Attached,
+) -> Result<(), SpecError> {
+    let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+    for ns in &mut namespaces {
+        if ns.typ() == LinuxNamespaceType::Network {
+            ns.set_path(Some(net.netns.clone()));
+        }
+    }
+    linux.set_namespaces(Some(namespaces));
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for (src, dst) in [
+        (&net.resolv_conf, "/etc/resolv.conf"),
+        (&net.hosts, "/etc/hosts"),
+    ] {
+        let mut m = Mount::default();
+        m.set_destination(PathBuf::from(dst));
+        m.set_typ(Some("bind".into()));
+        m.set_source(Some(src.clone()));
+        m.set_options(Some(vec![
+            "rbind".into(),
+            "ro".into(),
+            "nosuid".into(),
+            "nodev".into(),
+        ]));
+        mounts.push(m);
+    }
+    spec.set_mounts(Some(mounts));
+    Ok(())
+}
+
 /// The runtime config for `app` from its image's config (`image`; Docker's semantics for
 /// what the app overrides), running as `user` (resolved in the image), with its root
 /// filesystem at `rootfs`.
@@ -238,6 +276,7 @@ pub fn runtime_spec(
     image: &RunConfig,
     user: &User,
     rootfs: &Path,
+    net: Option<&Attached>,
 ) -> Result<Spec, SpecError> {
     check(app)?;
     let args = image.argv(app.entrypoint.as_deref(), &app.command);
@@ -275,12 +314,15 @@ pub fn runtime_spec(
     spec.set_root(Some(root));
     spec.set_hostname(Some(app.name.clone()));
     if !app.ports.is_empty() {
-        let ports: Vec<String> = app.ports.iter().map(u16::to_string).collect();
+        let ports: Vec<String> = app.ports.iter().map(ToString::to_string).collect();
         spec.set_annotations(Some(
             [("org.fluxnode.ports".to_owned(), ports.join(","))].into(),
         ));
     }
     let mut linux = spec.linux().clone().unwrap_or_default();
+    if let Some(net) = net {
+        join_network(&mut spec, &mut linux, net)?;
+    }
     linux.set_cgroups_path(Some(cgroup_path(app)));
     linux.set_resources(Some(resources(app)));
     linux.set_seccomp(Some(crate::seccomp::profile()));
@@ -305,7 +347,7 @@ mod tests {
             command: vec![],
             user: None,
             env: vec!["MODE=prod".into()],
-            ports: vec![8080],
+            ports: vec!["8080:80".parse().unwrap()],
             cpu_millis: 1500,
             ram_bytes: 256 << 20,
             disk_bytes: 1 << 30,
@@ -326,6 +368,7 @@ mod tests {
             &image,
             &User::default(),
             Path::new("/data/instances/web-2/rootfs"),
+            None,
         )
         .unwrap()
     }
@@ -372,7 +415,7 @@ mod tests {
         let s = spec();
         assert_eq!(
             s.annotations().as_ref().unwrap()["org.fluxnode.ports"],
-            "8080"
+            "8080:80/tcp"
         );
         let bad = serde_json::from_str::<AppSpec>(r#"{"name":"x","restart":"sometimes"}"#);
         assert!(bad.is_err());
@@ -519,18 +562,18 @@ mod tests {
         let mut a = app();
         a.name = "Web_App".into();
         assert_eq!(
-            runtime_spec(&a, &x, &none, Path::new("/r")).unwrap_err(),
+            runtime_spec(&a, &x, &none, Path::new("/r"), None).unwrap_err(),
             SpecError::Name("Web_App".into())
         );
         let mut a = app();
         a.pids = 0;
-        let err = runtime_spec(&a, &x, &none, Path::new("/r")).unwrap_err();
+        let err = runtime_spec(&a, &x, &none, Path::new("/r"), None).unwrap_err();
         assert_eq!(
             err.to_string(),
             "app web: pids 0 is out of range (1 to 1000000)"
         );
         assert_eq!(
-            runtime_spec(&app(), &RunConfig::default(), &none, Path::new("/r")).unwrap_err(),
+            runtime_spec(&app(), &RunConfig::default(), &none, Path::new("/r"), None).unwrap_err(),
             SpecError::NoCommand("web".into())
         );
     }

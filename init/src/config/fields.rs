@@ -93,6 +93,22 @@ pub fn set(c: &mut Config, section: &str, key: &str, v: Value) -> Result<(), Str
         ("apps", "reserve_cpu") => c.reserve.cpu_millis = cores(&v)?,
         ("apps", "reserve_ram") => c.reserve.ram_bytes = size(&v)?,
         ("apps", "reserve_disk") => c.reserve.disk_bytes = size(&v)?,
+        ("apps", "allow_private") => {
+            let items = match &v {
+                Value::Array(a) => a.clone(),
+                one => vec![one.clone()],
+            };
+            c.allow_private = items
+                .iter()
+                .map(|i| {
+                    string(i).and_then(|s| {
+                        cidr(&s).ok_or_else(|| {
+                            format!("expected ranges like 10.0.2.100/32, found {}", found(i))
+                        })
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
         ("bench", "enabled") => c.bench.enabled = boolean(&v)?,
         ("watchdog", "enabled") => c.watchdog.enabled = boolean(&v)?,
         ("watchdog", "device") => c.watchdog.device = string(&v)?.into(),

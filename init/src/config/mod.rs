@@ -78,6 +78,8 @@ pub struct Config {
     pub bench: Bench,
     /// What the node keeps for itself; apps are admitted into the rest of its capacity.
     pub reserve: runtime::admission::Resources,
+    /// Private ranges app containers may reach (`[apps] allow_private`).
+    pub allow_private: Vec<(Ipv4Addr, u8)>,
     pub chain: Chain,
     pub update: Update,
     pub services: Vec<ServiceSpec>,
@@ -105,6 +107,7 @@ impl Default for Config {
                 quick: false,
             },
             reserve: runtime::admission::FLUX_RESERVE,
+            allow_private: Vec::new(),
             chain: Chain {
                 enabled: true,
                 devnet: false,

@@ -174,3 +174,31 @@ fn the_chain_service_is_on_by_default_and_a_devnet_is_asked_for() {
     assert!(diags.is_empty(), "{diags:?}");
     assert!(c.chain.devnet);
 }
+
+#[test]
+fn private_ranges_apps_may_reach_come_from_file_and_command_line() {
+    let mut c = Config::default();
+    assert!(c.allow_private.is_empty());
+    let diags = c.apply_toml(
+        "t.toml",
+        "[apps]\nallow_private = [\"10.0.2.100/32\", \"192.168.7.0/24\"]\n",
+    );
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(
+        c.allow_private,
+        [
+            (Ipv4Addr::new(10, 0, 2, 100), 32),
+            (Ipv4Addr::new(192, 168, 7, 0), 24)
+        ]
+    );
+    let diags = c.apply_cmdline([("fluxnode.apps.allow_private", "10.0.2.100/32")].into_iter());
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(c.allow_private, [(Ipv4Addr::new(10, 0, 2, 100), 32)]);
+    let diags = c.apply_cmdline([("fluxnode.apps.allow_private", "10.0.2.100")].into_iter());
+    assert!(
+        diags[0]
+            .to_string()
+            .contains("expected ranges like 10.0.2.100/32"),
+        "{diags:?}"
+    );
+}

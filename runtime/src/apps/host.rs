@@ -54,6 +54,8 @@ pub trait Host {
     /// Removes the app's container (state and cgroup) and unmounts its overlay; what the
     /// app wrote stays.
     fn cleanup(&mut self, app: &AppSpec) -> Result<(), String>;
+    /// The app is gone for good: what it held beyond its container (its address) goes.
+    fn release(&mut self, app: &AppSpec);
     /// Starts removing what the app wrote, in a helper child; returns its pid.
     fn purge(&mut self, app: &AppSpec) -> Result<i32, String>;
     /// One accounting sample of the app's cgroup.

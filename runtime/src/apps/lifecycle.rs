@@ -83,6 +83,12 @@ impl<H: Host> Manager<H> {
             }
         }
         self.apps.remove(i);
+        if let Some(host) = self.host.as_mut() {
+            let _ = guard("release", || {
+                host.release(&spec);
+                Ok(())
+            });
+        }
         info!("apps: {} stopped", spec.name);
     }
 
@@ -286,6 +292,12 @@ impl<H: Host> Manager<H> {
                     );
                 }
                 self.apps.remove(i);
+                if let Some(host) = self.host.as_mut() {
+                    let _ = guard("release", || {
+                        host.release(&spec);
+                        Ok(())
+                    });
+                }
                 info!("apps: {} stopped and purged", spec.name);
             }
             State::Stopping { since, purge, .. } => {

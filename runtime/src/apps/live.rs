@@ -20,6 +20,7 @@ use crate::bench::report;
 use crate::container::{self, Runtime};
 use crate::image::instance::{self, Instance};
 use crate::image::store::Store;
+use crate::net::{Attached, NetConfig, Network};
 use crate::spec::{self, AppSpec};
 
 /// A container's output log is rotated (one old copy) when it passes this size at a start.
@@ -57,18 +58,98 @@ impl Default for Paths {
 pub struct LiveHost {
     paths: Paths,
     rt: Runtime,
+    /// The node's app network, or why there is none (apps then run without a network, and
+    /// an app that publishes ports is refused).
+    net: Result<Network, String>,
     /// How long a create may hang (tests shorten it).
     pub create_timeout: Duration,
 }
 
 impl LiveHost {
-    pub fn open(paths: Paths) -> Result<Self, String> {
+    pub fn open(paths: Paths, net: Option<NetConfig>) -> Result<Self, String> {
         let rt = Runtime::open(&paths.state).map_err(|e| e.to_string())?;
+        let net = match net {
+            Some(cfg) => Network::open(cfg),
+            None => Err("not configured".into()),
+        };
+        match &net {
+            Ok(n) => tracing::info!(
+                "apps network: bridge {} on {}/{}",
+                n.config().bridge,
+                n.config().subnet,
+                n.config().prefix
+            ),
+            Err(e) => tracing::warn!("apps network off: {e}"),
+        }
         Ok(LiveHost {
             paths,
             rt,
+            net,
             create_timeout: CREATE_TIMEOUT,
         })
+    }
+
+    /// The instance's network, when the node has one (an app with published ports needs it).
+    fn attach(&mut self, app: &AppSpec) -> Result<Option<Attached>, String> {
+        match &mut self.net {
+            Ok(n) => n.attach(&app.id(), &app.name, &app.ports).map(Some),
+            Err(why) if !app.ports.is_empty() => Err(format!(
+                "app networking is off ({why}); ports cannot be published"
+            )),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn detach(&mut self, app: &AppSpec, release: bool) {
+        if let Ok(n) = &mut self.net {
+            n.detach(&app.id(), release);
+        }
+    }
+
+    /// The bundle, then create (bounded by the alarm) and start.
+    fn create_and_start(
+        &mut self,
+        app: &AppSpec,
+        img: &crate::image::store::Imported,
+        who: &crate::user::User,
+        rootfs: &Path,
+        inst: &Instance,
+        net: Option<&Attached>,
+    ) -> Result<i32, String> {
+        let id = app.id();
+        let spec =
+            spec::runtime_spec(app, &img.config, who, rootfs, net).map_err(|e| e.to_string())?;
+        let bundle = self.paths.bundles.join(&id);
+        instance::write_bundle(&bundle, &spec).map_err(|e| e.to_string())?;
+        // A container left by an earlier run of this instance goes first.
+        let _ = self.delete(&id);
+        let (out, err) = self.output(inst)?;
+        let stdin: OwnedFd = fs::File::open("/dev/null")
+            .map_err(|e| e.to_string())?
+            .into();
+        let stdio = container::Stdio {
+            stdin: Some(stdin),
+            stdout: Some(out),
+            stderr: Some(err),
+        };
+        let created = super::alarm::bounded(self.create_timeout, || {
+            self.rt.create(&id, &bundle, stdio, None)
+        });
+        let pid = match created {
+            Ok(Ok(pid)) => pid,
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(timeout) => {
+                // Whatever it left (an init waiting in the cgroup) goes with the cgroup.
+                let _ = self.kill_all(app);
+                let _ = self.delete(&id);
+                return Err(format!("create: {timeout}"));
+            }
+        };
+        if let Err(e) = self.rt.start(&id) {
+            let _ = self.delete(&id);
+            return Err(e.to_string());
+        }
+        Ok(pid)
     }
 
     fn unpack_log(&self, app: &AppSpec) -> PathBuf {
@@ -194,39 +275,12 @@ impl Host for LiveHost {
         let who = crate::user::resolve(want, &rootfs).map_err(|e| e.to_string())?;
         crate::user::make_workdir(&rootfs, img.config.cwd(), who.uid, who.gid)
             .map_err(|e| e.to_string())?;
-        let spec =
-            spec::runtime_spec(app, &img.config, &who, &rootfs).map_err(|e| e.to_string())?;
-        let bundle = self.paths.bundles.join(&id);
-        instance::write_bundle(&bundle, &spec).map_err(|e| e.to_string())?;
-        // A container left by an earlier run of this instance goes first.
-        let _ = self.delete(&id);
-        let (out, err) = self.output(&inst)?;
-        let stdin: OwnedFd = fs::File::open("/dev/null")
-            .map_err(|e| e.to_string())?
-            .into();
-        let stdio = container::Stdio {
-            stdin: Some(stdin),
-            stdout: Some(out),
-            stderr: Some(err),
-        };
-        let created = super::alarm::bounded(self.create_timeout, || {
-            self.rt.create(&id, &bundle, stdio, None)
-        });
-        let pid = match created {
-            Ok(Ok(pid)) => pid,
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(timeout) => {
-                // Whatever it left (an init waiting in the cgroup) goes with the cgroup.
-                let _ = self.kill_all(app);
-                let _ = self.delete(&id);
-                return Err(format!("create: {timeout}"));
-            }
-        };
-        if let Err(e) = self.rt.start(&id) {
-            let _ = self.delete(&id);
-            return Err(e.to_string());
+        let net = self.attach(app)?;
+        let started = self.create_and_start(app, &img, &who, &rootfs, &inst, net.as_ref());
+        if started.is_err() {
+            self.detach(app, false);
         }
-        Ok(pid)
+        started
     }
 
     fn signal(&mut self, app: &AppSpec, signal: Signal) -> Result<(), String> {
@@ -247,9 +301,14 @@ impl Host for LiveHost {
     fn cleanup(&mut self, app: &AppSpec) -> Result<(), String> {
         let id = app.id();
         let deleted = self.delete(&id);
+        self.detach(app, false);
         let _ = fs::remove_dir_all(self.paths.bundles.join(&id));
         Instance::new(&self.paths.apps, &id).unmount();
         deleted
+    }
+
+    fn release(&mut self, app: &AppSpec) {
+        self.detach(app, true);
     }
 
     fn purge(&mut self, app: &AppSpec) -> Result<i32, String> {

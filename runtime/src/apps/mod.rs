@@ -269,6 +269,13 @@ impl<H: Host> Manager<H> {
                 spec.name
             ));
         }
+        let others: Vec<(&str, &[crate::net::PortMap])> = self
+            .apps
+            .iter()
+            .filter(|a| a.wanted())
+            .map(|a| (a.spec.name.as_str(), a.spec.ports.as_slice()))
+            .collect();
+        crate::net::ports::check(&spec.name, &spec.ports, &others, &crate::net::NODE_PORTS)?;
         let (cap, source) = guard("capacity", || Ok(self.host()?.capacity()))?;
         let admitted: Vec<AppSpec> = self
             .apps

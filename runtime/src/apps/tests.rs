@@ -79,6 +79,9 @@ impl Host for Fake {
         self.calls.push(format!("cleanup {}", app.name));
         Ok(())
     }
+    fn release(&mut self, app: &AppSpec) {
+        self.calls.push(format!("release {}", app.name));
+    }
     fn purge(&mut self, app: &AppSpec) -> Result<i32, String> {
         let pid = self.pid();
         self.calls.push(format!("purge {} {pid}", app.name));
@@ -271,7 +274,7 @@ fn a_stop_signals_then_kills_the_cgroup_after_the_grace_time_then_forgets() {
     t.m.tick(now);
     assert_eq!(t.calls(), ["kill_all stubborn"]);
     assert!(t.exit("stubborn", 137));
-    assert_eq!(t.calls(), ["cleanup stubborn"]);
+    assert_eq!(t.calls(), ["cleanup stubborn", "release stubborn"]);
     assert!(t.m.list().apps.is_empty());
 }
 
@@ -302,7 +305,7 @@ fn stopping_an_app_that_is_not_running_purges_or_forgets_it_at_once() {
     t.exit("once", 0);
     t.calls();
     t.m.stop("once", false, t.now).unwrap();
-    assert_eq!(t.calls(), ["cleanup once"]);
+    assert_eq!(t.calls(), ["cleanup once", "release once"]);
     assert!(t.m.list().apps.is_empty());
     assert!(t
         .m
@@ -488,4 +491,32 @@ fn a_stop_uses_the_image_stop_signal_and_the_image_ports_are_shown() {
     t.calls();
     t.m.stop("quits", false, t.now).unwrap();
     assert_eq!(t.calls(), ["signal quits SIGQUIT"]);
+}
+
+#[test]
+fn a_host_port_held_by_another_app_or_the_node_is_refused_at_admission() {
+    let mut t = T::new();
+    let mut web = spec("web", RestartPolicy::Always);
+    web.ports = vec!["8080:80".parse().unwrap()];
+    t.m.run(web, t.now).unwrap();
+    let mut api = spec("api", RestartPolicy::Always);
+    api.ports = vec!["8080:9000".parse().unwrap()];
+    let e = t.m.run(api.clone(), t.now).unwrap_err();
+    assert!(e.contains("published by app web"), "{e}");
+    api.ports = vec!["16124:9000".parse().unwrap()];
+    let e = t.m.run(api, t.now).unwrap_err();
+    assert!(e.contains("the node's own"), "{e}");
+    assert_eq!(t.m.list().apps.len(), 1);
+    // Once web is gone for good its port is free again.
+    t.m.stop("web", false, t.now).unwrap();
+    let pid_exit = t.m.apps[0].summary().pid.unwrap();
+    let now = t.now;
+    t.m.on_exit(
+        pid_exit,
+        &WaitStatus::Exited(Pid::from_raw(pid_exit), 0),
+        now,
+    );
+    let mut again = spec("again", RestartPolicy::Always);
+    again.ports = vec!["8080:80".parse().unwrap()];
+    t.m.run(again, t.now).unwrap();
 }

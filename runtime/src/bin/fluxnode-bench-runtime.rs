@@ -138,6 +138,7 @@ fn make_bundle(dir: &Path, busybox: &Path) -> Result<PathBuf> {
         &Default::default(),
         &Default::default(),
         Path::new("rootfs"),
+        None,
     )?;
     let mut linux = spec
         .linux()

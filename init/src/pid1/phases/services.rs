@@ -18,6 +18,7 @@ use crate::pid1::Apps;
 use crate::pid1::{Boot, DataState};
 use runtime::apps::boots::BootGuard;
 use runtime::apps::live::{LiveHost, Paths};
+use runtime::net::NetConfig;
 
 /// The apps this node should run.
 const DESIRED: &str = "/data/apps/desired.json";
@@ -66,7 +67,13 @@ pub fn run(boot: &mut Boot) -> Result<()> {
     boot.supervisor = Supervisor::new(&boot.config.services);
     boot.supervisor.tick();
     let host = match &boot.data {
-        DataState::Mounted { .. } => LiveHost::open(Paths::default()),
+        DataState::Mounted { .. } => LiveHost::open(
+            Paths::default(),
+            Some(NetConfig {
+                allow_private: boot.config.allow_private.clone(),
+                ..NetConfig::default()
+            }),
+        ),
         other => Err(format!("/data is not mounted ({other:?})")),
     };
     let now = Instant::now();
