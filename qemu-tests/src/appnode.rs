@@ -103,3 +103,20 @@ pub fn field(text: &str, key: &str) -> Option<i64> {
         .find_map(|l| l.strip_prefix(&format!("{key}=")))
         .and_then(|v| v.trim().parse().ok())
 }
+
+/// A test program from `qemu-tests/probe/<name>.c`, built static with the host's gcc into
+/// `dir` (for the test image: it has no libc).
+pub fn build_probe(name: &str, dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("probe")
+        .join(format!("{name}.c"));
+    let out = dir.join(name);
+    let st = std::process::Command::new("gcc")
+        .args(["-static", "-pthread", "-O2", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("gcc");
+    assert!(st.success(), "gcc {}", src.display());
+    out
+}

@@ -5,11 +5,9 @@
 //! hold the apps until `ctl app resume`; and the seccomp allowlist refuses new user
 //! namespaces, io_uring and keyctl inside a container while ordinary work runs.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use qemu_tests::appnode::{field, powered_off, AppNode, PRELUDE};
+use qemu_tests::appnode::{build_probe, field, powered_off, AppNode, PRELUDE};
 use qemu_tests::{disk, Vm};
 use serde_json::{json, Value};
 
@@ -195,24 +193,10 @@ run good --cpu 0.1 --ram 16M --restart always -- /bin/sh -c 'while true; do slee
     assert!(resumed["held"].is_null(), "{resumed}");
 }
 
-/// The probe, built for the test image with the host's gcc (static).
-fn probe(dir: &Path) -> std::path::PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("probe/seccomp_probe.c");
-    let out = dir.join("probe");
-    let st = Command::new("gcc")
-        .args(["-static", "-pthread", "-O2", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("gcc");
-    assert!(st.success(), "gcc {}", src.display());
-    out
-}
-
 #[test]
 fn seccomp_refuses_new_user_namespaces_io_uring_and_keyctl_while_ordinary_work_runs() {
     let build = tempfile::tempdir().unwrap();
-    let probe = probe(build.path());
+    let probe = build_probe("seccomp_probe", build.path());
     let n = AppNode::with(
         r#"
 run probe --cpu 0.25 --ram 64M --restart no -- /bin/probe
