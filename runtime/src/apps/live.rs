@@ -152,6 +152,10 @@ impl LiveHost {
         Ok(pid)
     }
 
+    fn pull_progress(&self, app: &AppSpec) -> PathBuf {
+        self.paths.bundles.join(format!("{}.pull.json", app.id()))
+    }
+
     fn unpack_log(&self, app: &AppSpec) -> PathBuf {
         self.paths.bundles.join(format!("{}.unpack.log", app.id()))
     }
@@ -230,7 +234,7 @@ pub fn capacity(report_path: &Path) -> (Resources, String) {
 impl Host for LiveHost {
     fn prepare(&mut self, app: &AppSpec) -> Result<Image, String> {
         let store = Store::open(&self.paths.store).map_err(|e| e.to_string())?;
-        if let Some(img) = store.image(&app.image).map_err(|e| e.to_string())? {
+        if let Some(img) = store.by_ref(&app.image).map_err(|e| e.to_string())? {
             let c = &img.config;
             return Ok(Image::Ready(ImageInfo {
                 stop_signal: c
@@ -241,18 +245,38 @@ impl Host for LiveHost {
                 exposed_ports: c.exposed_ports.clone(),
             }));
         }
-        let Some(source) = &app.source else {
+        let store_dir = self.paths.store.display().to_string();
+        let log = self.unpack_log(app);
+        if let Some(source) = &app.source {
+            let args = [
+                "unpack", "--store", &store_dir, "--expect", &app.image, source,
+            ];
+            return self.helper(&args, &log).map(Image::Importing);
+        }
+        if app.image.starts_with("sha256:") {
             return Err(format!(
                 "image {} is not in the store and no source was given",
                 app.image
             ));
-        };
-        let store_dir = self.paths.store.display().to_string();
+        }
+        // A registry image: pulled by a helper, which keeps its progress in a file.
+        let progress = self.pull_progress(app).display().to_string();
+        let _ = fs::remove_file(&progress);
         let args = [
-            "unpack", "--store", &store_dir, "--expect", &app.image, source,
+            "pull",
+            "--store",
+            &store_dir,
+            "--progress",
+            &progress,
+            &app.image,
         ];
-        self.helper(&args, &self.unpack_log(app))
-            .map(Image::Importing)
+        self.helper(&args, &log).map(Image::Importing)
+    }
+
+    fn import_progress(&mut self, app: &AppSpec) -> Option<(u64, u64)> {
+        let text = fs::read(self.pull_progress(app)).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
+        Some((v["done"].as_u64()?, v["total"].as_u64()?))
     }
 
     fn import_error(&mut self, app: &AppSpec) -> String {
@@ -265,7 +289,7 @@ impl Host for LiveHost {
     fn start(&mut self, app: &AppSpec) -> Result<i32, String> {
         let store = Store::open(&self.paths.store).map_err(|e| e.to_string())?;
         let img = store
-            .image(&app.image)
+            .by_ref(&app.image)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("image {} is not in the store", app.image))?;
         let id = app.id();

@@ -124,6 +124,7 @@ impl App {
             pids: s.pids,
             latest: self.ring.latest().copied(),
             exposed_ports: self.info.exposed_ports.clone(),
+            pulled: None,
         }
     }
 }
@@ -311,8 +312,18 @@ impl<H: Host> Manager<H> {
             Err(_) => (Resources::default(), "none".into()),
         };
         let latest: Vec<&Sample> = self.apps.iter().filter_map(|a| a.ring.latest()).collect();
+        let mut apps: Vec<AppSummary> = self.apps.iter().map(App::summary).collect();
+        if let Some(host) = self.host.as_mut() {
+            for (s, a) in apps.iter_mut().zip(&self.apps) {
+                if matches!(a.state, State::Importing { .. }) {
+                    s.pulled = guard("progress", || Ok(host.import_progress(&a.spec)))
+                        .ok()
+                        .flatten();
+                }
+            }
+        }
         AppList {
-            apps: self.apps.iter().map(App::summary).collect(),
+            apps,
             totals: accounting::totals(latest),
             capacity,
             capacity_source: source,

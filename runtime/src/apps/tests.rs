@@ -49,6 +49,9 @@ impl Host for Fake {
             exposed_ports: vec!["80/tcp".into()],
         }))
     }
+    fn import_progress(&mut self, _: &AppSpec) -> Option<(u64, u64)> {
+        Some((512, 1024))
+    }
     fn import_error(&mut self, _: &AppSpec) -> String {
         "blob sha256:ab: digest mismatch".into()
     }
@@ -329,6 +332,13 @@ fn an_image_is_imported_by_a_helper_first_and_a_failed_import_is_named() {
     t.m.run(other, t.now).unwrap();
     assert_eq!(t.calls(), ["import web 101"]);
     assert_eq!(t.state("web2"), AppState::Waiting);
+    let l = t.m.list();
+    assert_eq!(
+        l.apps[0].pulled,
+        Some((512, 1024)),
+        "progress while it imports"
+    );
+    assert_eq!(l.apps[1].pulled, None);
     let now = t.now;
     assert!(t
         .m

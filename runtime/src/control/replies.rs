@@ -158,6 +158,9 @@ pub struct AppSummary {
     /// The image's ExposedPorts (`80/tcp`), once its image is in the store.
     #[serde(default)]
     pub exposed_ports: Vec<String>,
+    /// While its image is pulled: bytes on disk, of bytes in all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulled: Option<(u64, u64)>,
 }
 
 /// `app.list`: every app, the node's totals, capacity and reserve.

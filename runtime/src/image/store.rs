@@ -320,6 +320,41 @@ impl Store {
         }
     }
 
+    fn ref_path(&self, reference: &str) -> PathBuf {
+        let h = hex::encode(digest(&SHA256, reference.as_bytes()).as_ref());
+        self.root.join("images/refs").join(format!("{h}.json"))
+    }
+
+    /// Remembers that the registry image `reference` was pulled as `manifest` (written
+    /// durably), so an app naming it by tag starts from the store without asking again.
+    pub fn record_ref(&self, reference: &str, manifest: &str) -> Result<(), StoreError> {
+        let path = self.ref_path(reference);
+        let json = serde_json::json!({"reference": reference, "digest": manifest});
+        Ok(crate::durable::write(
+            &path,
+            json.to_string().as_bytes(),
+            0o644,
+        )?)
+    }
+
+    /// The image `reference` was last pulled as, when it is still in the store.
+    pub fn by_ref(&self, reference: &str) -> Result<Option<Imported>, StoreError> {
+        if reference.starts_with("sha256:") {
+            return self.image(reference);
+        }
+        let path = self.ref_path(reference);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_at(&path)(e)),
+        };
+        let v: serde_json::Value = parse(&bytes, &path.display().to_string())?;
+        match v["digest"].as_str() {
+            Some(d) => self.image(d),
+            None => Ok(None),
+        }
+    }
+
     /// The manifest digest `source` (a layout or an oci-archive) would import as, from its
     /// `index.json`, without importing anything.
     pub fn source_digest(source: &Path) -> Result<String, StoreError> {
@@ -659,5 +694,26 @@ mod tests {
             .collect();
         let inst = super::super::instance::Instance::new(Path::new("/data/apps"), "web-0");
         assert!(inst.options(&layers).len() <= MOUNT_OPTIONS_MAX);
+    }
+
+    #[test]
+    fn a_pulled_reference_finds_its_image_until_the_image_is_gone() {
+        let (out, digest) = layout();
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open(store_dir.path()).unwrap();
+        let r = "registry.example:5000/team/web:1.4";
+        assert_eq!(store.by_ref(r).unwrap(), None);
+        let img = store.import_layout(out.path()).unwrap();
+        store.record_ref(r, &digest).unwrap();
+        assert_eq!(store.by_ref(r).unwrap(), Some(img.clone()));
+        assert_eq!(store.by_ref(&digest).unwrap(), Some(img));
+        fs::remove_file(
+            store_dir
+                .path()
+                .join("images")
+                .join(format!("{}.json", &digest[7..])),
+        )
+        .unwrap();
+        assert_eq!(store.by_ref(r).unwrap(), None);
     }
 }
