@@ -8,6 +8,7 @@
 pub mod accel;
 pub mod appnode;
 pub mod artifacts;
+pub mod bench_net;
 pub mod bench_runtime;
 pub mod disk;
 pub mod oci;

@@ -1,5 +1,6 @@
 //! `fluxnode-vm`: boots the built image for people (`run`), measures boots (`bench-boot`)
-//! and the container cycle inside the image against crun (`bench-runtime`).
+//! the container cycle inside the image against crun (`bench-runtime`) and what app
+//! networking costs (`bench-net`).
 //! The scripts in scripts/ are thin wrappers around it.
 
 mod bench;
@@ -36,6 +37,15 @@ enum Command {
     BenchBoot {
         #[arg(long, default_value_t = 5)]
         runs: usize,
+    },
+    /// TCP throughput and short-connection rate to a server in a container behind a
+    /// published port, against the same server directly on the node, in one VM run.
+    BenchNet {
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Seconds per measure.
+        #[arg(long, default_value_t = 5)]
+        secs: u32,
     },
     /// Time the container cycle inside the image (pure cgroup v2), ours against crun.
     BenchRuntime {
@@ -105,6 +115,10 @@ fn main() -> Result<()> {
             memory,
         } => run(disk_size, fresh, memory),
         Command::BenchBoot { runs } => bench::run(runs),
+        Command::BenchNet { rounds, secs } => {
+            print!("{}", qemu_tests::bench_net::run(rounds, secs)?);
+            Ok(())
+        }
         Command::BenchRuntime {
             driver,
             crun,
