@@ -40,6 +40,8 @@ pub enum Image {
 pub trait Host {
     /// Makes sure the app's image is in the store, or starts importing it in a helper.
     fn prepare(&mut self, app: &AppSpec) -> Result<Image, String>;
+    /// What the app has written to its disk (its project quota's usage), when known.
+    fn disk_used(&mut self, app: &AppSpec) -> Option<u64>;
     /// How far the pull of `app`'s image has come: bytes on disk of bytes in all.
     fn import_progress(&mut self, app: &AppSpec) -> Option<(u64, u64)>;
     /// Why the import helper of `app` failed (its last words), once it has exited.

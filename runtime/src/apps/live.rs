@@ -21,6 +21,7 @@ use crate::container::{self, Runtime};
 use crate::image::instance::{self, Instance};
 use crate::image::store::Store;
 use crate::net::{Attached, NetConfig, Network};
+use crate::quota;
 use crate::spec::{self, AppSpec};
 
 /// A container's output log is rotated (one old copy) when it passes this size at a start.
@@ -152,6 +153,41 @@ impl LiveHost {
         Ok(pid)
     }
 
+    /// The disk size the app is sold, as an ext4 project quota on its upperdir and workdir
+    /// (tagged before the overlay is mounted). Where the filesystem has project quotas off,
+    /// the app runs and the console says its disk is not enforced.
+    fn disk_quota(&self, app: &AppSpec, inst: &Instance) -> Result<(), String> {
+        let (upper, work) = (inst.dir().join("upper"), inst.dir().join("work"));
+        for d in [&upper, &work] {
+            fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        let data = self
+            .paths
+            .apps
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .to_owned();
+        let tagged = quota::project_id(inst.dir()).and_then(|id| {
+            quota::set_project(&upper, id)?;
+            quota::set_project(&work, id)?;
+            quota::set_limit(&data, id, app.disk_bytes)
+        });
+        match tagged {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_off() => {
+                if app.disk_bytes > 0 {
+                    tracing::warn!(
+                        "apps: {}: disk {} not enforced: {e}",
+                        app.id(),
+                        app.disk_bytes
+                    );
+                }
+                Ok(())
+            }
+            Err(e) => Err(format!("disk quota: {e}")),
+        }
+    }
+
     fn pull_progress(&self, app: &AppSpec) -> PathBuf {
         self.paths.bundles.join(format!("{}.pull.json", app.id()))
     }
@@ -273,6 +309,13 @@ impl Host for LiveHost {
         self.helper(&args, &log).map(Image::Importing)
     }
 
+    fn disk_used(&mut self, app: &AppSpec) -> Option<u64> {
+        let inst = Instance::new(&self.paths.apps, &app.id());
+        let data = self.paths.apps.parent()?.to_owned();
+        let id = quota::project_id(inst.dir()).ok()?;
+        quota::usage(&data, id).ok().map(|u| u.bytes)
+    }
+
     fn import_progress(&mut self, app: &AppSpec) -> Option<(u64, u64)> {
         let text = fs::read(self.pull_progress(app)).ok()?;
         let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
@@ -294,6 +337,7 @@ impl Host for LiveHost {
             .ok_or_else(|| format!("image {} is not in the store", app.image))?;
         let id = app.id();
         let inst = Instance::new(&self.paths.apps, &id);
+        self.disk_quota(app, &inst)?;
         let rootfs = inst.mount(&img.layers).map_err(|e| e.to_string())?;
         let want = app.user.as_deref().unwrap_or(&img.config.user);
         let who = crate::user::resolve(want, &rootfs).map_err(|e| e.to_string())?;

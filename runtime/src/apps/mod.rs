@@ -124,6 +124,7 @@ impl App {
             pids: s.pids,
             latest: self.ring.latest().copied(),
             exposed_ports: self.info.exposed_ports.clone(),
+            disk_used: None,
             pulled: None,
         }
     }
@@ -319,6 +320,8 @@ impl<H: Host> Manager<H> {
                     s.pulled = guard("progress", || Ok(host.import_progress(&a.spec)))
                         .ok()
                         .flatten();
+                } else {
+                    s.disk_used = guard("disk", || Ok(host.disk_used(&a.spec))).ok().flatten();
                 }
             }
         }

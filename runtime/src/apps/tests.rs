@@ -49,6 +49,9 @@ impl Host for Fake {
             exposed_ports: vec!["80/tcp".into()],
         }))
     }
+    fn disk_used(&mut self, _: &AppSpec) -> Option<u64> {
+        Some(4096)
+    }
     fn import_progress(&mut self, _: &AppSpec) -> Option<(u64, u64)> {
         Some((512, 1024))
     }
@@ -179,6 +182,7 @@ fn a_run_is_admitted_saved_and_started() {
     let mut t = T::new();
     let s = t.m.run(spec("web", RestartPolicy::Always), t.now).unwrap();
     assert_eq!(s.state, AppState::Running);
+    assert_eq!(t.m.list().apps[0].disk_used, Some(4096));
     assert_eq!(t.calls(), ["start web 101"]);
     assert_eq!(
         desired::load(&t.desired).unwrap(),

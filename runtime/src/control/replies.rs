@@ -158,6 +158,9 @@ pub struct AppSummary {
     /// The image's ExposedPorts (`80/tcp`), once its image is in the store.
     #[serde(default)]
     pub exposed_ports: Vec<String>,
+    /// What it has written to its disk (its upperdir's project quota), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_used: Option<u64>,
     /// While its image is pulled: bytes on disk, of bytes in all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pulled: Option<(u64, u64)>,
