@@ -8,7 +8,7 @@ KERNEL_PKG=linux-source-6.1
 KERNEL_VERSION="$(tr -d '[:space:]' < "$ROOT/kernel-config/VERSION")"
 APT_PACKAGES=(build-essential flex bison libelf-dev libssl-dev bc cpio zstd xz-utils kmod
   systemd-boot-efi ovmf qemu-system-x86 e2fsprogs gdisk dosfstools mtools pkg-config
-  libseccomp-dev busybox-static buildah docker-registry skopeo)
+  libseccomp-dev busybox-static buildah nftables docker-registry skopeo)
 
 say() { echo "==> $*" >&2; }
 
