@@ -875,5 +875,20 @@ fn a_blob_longer_or_shorter_than_its_manifest_says_is_refused() {
     );
     assert!(reg.log().contains("\" 416 "), "{}", reg.log());
     assert!(!partial.exists());
+    // A config declared huge is refused before anything is fetched.
+    manifest["layers"][0]["size"] = size.into();
+    let config = manifest["config"]["digest"].as_str().unwrap().to_owned();
+    manifest["config"]["size"] = (1u64 << 40).into();
+    reg.put_manifest("team/app:huge", &serde_json::to_vec(&manifest).unwrap());
+    let reference = format!("{}/team/app:huge", reg.host());
+    let msg = n
+        .pull(&reference, insecure(&reg))
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        msg,
+        format!("{reference}: config {config}: 1099511627776 bytes declared; at most 16777216 are taken")
+    );
     assert!(n.layers().is_empty());
 }

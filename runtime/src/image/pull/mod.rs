@@ -12,11 +12,14 @@
 //! (a registry that died, a helper killed, a power cut) stays as `<hex>.partial` and the
 //! next pull resumes it with a Range request; a whole blob is hashed again before it is
 //! kept. Nothing is imported before every blob is whole and right, so a failed pull
-//! leaves no image record and no layer in the store.
+//! leaves no image record and no layer in the store. Two pulls of one image at once: the
+//! second waits for the first (a lock in its layout), then finds the image imported. A
+//! reference by digest that the store already holds needs no registry at all.
 //!
-//! Auth and plain-HTTP registries come from [`registries::load_registries`]
+//! Auth, plain-HTTP registries and private CAs come from [`registries::load_registries`]
 //! (`/data/etc/registries.toml`): anonymous, basic, or a bearer token; HTTPS unless the
-//! registry is listed as insecure.
+//! registry is listed as insecure, its certificate checked against the system's roots,
+//! Mozilla's (built in: the node image has no CA bundle) and the registry's own `ca`.
 //!
 //! [`pull`] blocks its caller for the whole transfer (it runs a tokio current-thread
 //! runtime inside). It is meant for a helper process: PID1 runs `fluxnode pull` as a child
@@ -47,6 +50,9 @@ use super::store::{Imported, Store, StoreError};
 
 /// The largest manifest or index taken (distribution's own limit is 4 MiB too).
 const MANIFEST_MAX: usize = 4 << 20;
+
+/// The largest image config taken (Docker's configs, history and all, are kilobytes).
+const CONFIG_MAX: u64 = 16 << 20;
 
 /// The manifest types asked for: OCI and Docker schema 2, images and indexes.
 const ACCEPT: &[&str] = &[
@@ -569,6 +575,14 @@ async fn pull_async(
             image: p.image.to_owned(),
             source,
         })?;
+    // The store reads the config whole into memory: the store's limits are for layers.
+    let config_size = parsed.config().size();
+    if config_size > CONFIG_MAX {
+        return Err(p.unsupported(format!(
+            "config {}: {config_size} bytes declared; at most {CONFIG_MAX} are taken",
+            parsed.config().digest()
+        )));
+    }
     let blobs_dir = layout.join("blobs/sha256");
     fs::create_dir_all(&blobs_dir).map_err(p.io(&blobs_dir))?;
     // One pull of this image at a time: another waits here, then finds it imported.
