@@ -26,6 +26,11 @@ pub enum AppCommand {
     List,
     /// Start the apps held on this boot (after boots in a row that never got healthy).
     Resume,
+    /// Pull a registry image into the node's store (with a progress bar); prints its digest.
+    Pull {
+        /// host[:port]/repo[:tag|@sha256:...]
+        reference: String,
+    },
     /// One app's recent accounting samples.
     Stats {
         name: String,
@@ -38,7 +43,8 @@ pub enum AppCommand {
 #[derive(Args)]
 pub struct RunArgs {
     name: String,
-    /// The image's manifest digest (sha256:...), already in the store or in --source.
+    /// The image: a registry reference (host[:port]/repo[:tag|@sha256:...], pulled when the
+    /// store lacks it), or the manifest digest of one in the store or in --source.
     #[arg(long)]
     image: Option<String>,
     /// An OCI image layout or oci-archive to import the image from (path on the node).
@@ -130,6 +136,10 @@ pub fn ctl(client: &Client, cmd: AppCommand) -> Result<serde_json::Value> {
             serde_json::to_value(client.app_stats(&name, samples)?)?
         }
         AppCommand::Resume => serde_json::to_value(client.app_resume()?)?,
+        AppCommand::Pull { reference } => {
+            crate::pull_cli::pull_here(&reference)?;
+            serde_json::Value::Null
+        }
     })
 }
 

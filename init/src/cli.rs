@@ -117,7 +117,7 @@ fn ctl(socket: &std::path::Path, command: CtlCommand) -> Result<()> {
         CtlCommand::Restart { name } => c.service_restart(&name).map(|()| None)?,
         CtlCommand::Shutdown => c.shutdown().map(|()| None)?,
         CtlCommand::Reboot => c.reboot().map(|()| None)?,
-        CtlCommand::App(cmd) => Some(crate::app_cli::ctl(&c, cmd)?),
+        CtlCommand::App(cmd) => Some(crate::app_cli::ctl(&c, cmd)?).filter(|v| !v.is_null()),
         CtlCommand::Update(cmd) => crate::update_cli::ctl(&c, cmd)?,
     };
     match shown {

@@ -60,6 +60,36 @@ pub fn run(args: PullArgs) -> Result<()> {
         write_progress(path, p).with_context(|| format!("progress {}", path.display()))?;
     }
     let img = result?;
+    // So an app naming this reference finds the image here (PID1 looks it up by name).
+    store
+        .record_ref(&args.reference, &img.manifest_digest)
+        .with_context(|| format!("remember {}", args.reference))?;
+    println!("{}", img.manifest_digest);
+    Ok(())
+}
+
+/// `fluxnode ctl app pull REFERENCE`: the same pull into the node's store, run by this
+/// command (not PID1) with a progress bar for the person waiting; prints the digest.
+pub fn pull_here(reference: &str) -> Result<()> {
+    let store_dir = Path::new("/data/images");
+    let registries = pull::load_registries(Path::new("/data/etc/registries.toml"))?;
+    let store = Store::open(store_dir)?;
+    let opts = PullOptions::new(store_dir, registries);
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(reference.to_owned());
+    let result = pull::pull(reference, &store, &opts, &mut |p: Progress| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    });
+    bar.finish_and_clear();
+    let img = result?;
+    store.record_ref(reference, &img.manifest_digest)?;
     println!("{}", img.manifest_digest);
     Ok(())
 }
