@@ -14,6 +14,7 @@ pub mod disk;
 pub mod oci;
 pub mod ports;
 pub mod qmp;
+pub mod registry;
 pub mod rpc;
 pub mod update;
 pub mod vm;

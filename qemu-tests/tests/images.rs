@@ -160,3 +160,49 @@ $F ctl shutdown
         vm.tail(30)
     );
 }
+
+#[test]
+fn an_app_is_pulled_from_a_registry_the_guest_reaches_through_guestfwd() {
+    let reg = qemu_tests::registry::Registry::start();
+    let build = tempfile::tempdir().unwrap();
+    oci::busybox_archive(build.path());
+    reg.push(&build.path().join("layout"), "test", "team/busybox:1");
+    let host = format!("{}:{}", qemu_tests::vm::GUEST_HOST, reg.port);
+    let n = AppNode::new(&format!(
+        r#"
+$F ctl app run pulled --image {host}/team/busybox:1 --cpu 0.25 --ram 32M --restart no -- /bin/sh -c 'echo pulled-and-running' > $R/pulled.run 2>&1
+settle pulled
+$F ctl app list > $R/list.json
+$F ctl app run nope --image {host}/team/busybox:nope --cpu 0.1 --ram 16M --restart no -- /bin/true > $R/nope.run 2>&1
+settle nope
+$F ctl shutdown
+"#
+    ));
+    let registries = format!("[[registry]]\nhost = \"{host}\"\ninsecure = true\n");
+    disk::put_file(&n.img, &["/etc"], "/etc/registries.toml", &registries);
+    let mut vm = n
+        .boot("")
+        .guestfwd(reg.port)
+        .timeout(Duration::from_secs(600))
+        .spawn()
+        .unwrap();
+    powered_off(&mut vm);
+    let pulled: Value = n.json("pulled.json");
+    let out = pulled["output"].as_str().unwrap_or_default();
+    assert!(
+        out.contains("pulled-and-running"),
+        "{pulled}\n{}",
+        vm.tail(30)
+    );
+    assert!(
+        vm.serial_log().contains("apps: pulled: importing image"),
+        "{}",
+        vm.tail(30)
+    );
+    let nope: Value = n.json("nope.json");
+    let why = nope["app"]["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("busybox:nope"),
+        "the refused pull names the image: {nope}"
+    );
+}
