@@ -26,11 +26,13 @@ if [ ! -e $R/started ]; then
 fi
 $B sleep 3
 $F ctl app stop probe > /dev/null 2>&1; gone probe
-n=$($B cat $R/boots 2>/dev/null || echo 0); n=$((n+1)); echo $n > $R/boots
+boot=$($B cat $R/boots 2>/dev/null || echo 0); boot=$((boot+1)); echo $boot > $R/boots
 run probe --cpu 0.1 --ram 16M --restart no -- /bin/sh -c 'busybox nc -w 3 10.0.2.15 16124 </dev/null; echo node_rpc=$?; busybox nc -w 3 10.89.0.2 80 </dev/null; echo other_app=$?; busybox nc -w 3 10.0.2.100 GPORT </dev/null; echo guestfwd=$?'
 settle probe
-$B cp $R/probe.json $R/probe-$n.json
-echo "net-test: ready $n"
+$B cp $R/probe.json $R/probe-$boot.json
+echo "net-test: ready $boot"
+# A service that ended would be started again: this one stays.
+exec $B sleep 100000
 "#;
 
 fn http_get(port: u16) -> Result<String, String> {

@@ -151,11 +151,15 @@ fn rule(chain: &'static str, expr: Vec<Statement<'static>>) -> NfListObject<'sta
 }
 
 /// The DNAT rule of one published port.
+/// IP protocol numbers: nft would look names up in /etc/protocols, which the node lacks.
+const TCP: u32 = 6;
+const UDP: u32 = 17;
+
 fn publish(ip: Ipv4Addr, p: &PortMap) -> Vec<Statement<'static>> {
-    let proto = p.proto.name();
+    let proto = if p.proto == Proto::Tcp { TCP } else { UDP };
     vec![
         to_local(),
-        is(meta(MetaKey::L4proto), s(proto)),
+        is(meta(MetaKey::L4proto), Expression::Number(proto)),
         is(
             field(if p.proto == Proto::Tcp { "tcp" } else { "udp" }, "dport"),
             Expression::Number(p.host as u32),
@@ -232,8 +236,8 @@ pub fn ruleset(plan: &Plan) -> Nftables<'static> {
                 is(
                     meta(MetaKey::L4proto),
                     Expression::Named(NamedExpression::Set(vec![
-                        SetItem::Element(s("tcp")),
-                        SetItem::Element(s("udp")),
+                        SetItem::Element(Expression::Number(TCP)),
+                        SetItem::Element(Expression::Number(UDP)),
                     ])),
                 ),
                 is(field("th", "dport"), Expression::Number(53)),
@@ -318,8 +322,16 @@ pub struct FirewallError(String);
 /// Applies `ruleset` with the `nft` at `program` (extra `args` first, e.g. `-c` to check
 /// without changing anything).
 pub fn apply(ruleset: &Nftables, program: &str, args: &[&str]) -> Result<(), FirewallError> {
-    nftables::helper::apply_ruleset_with_args(ruleset, Some(program), args.iter().copied())
-        .map_err(|e| FirewallError(e.to_string()))
+    use nftables::helper::NftablesError;
+    nftables::helper::apply_ruleset_with_args(ruleset, Some(program), args.iter().copied()).map_err(
+        |e| match e {
+            // nft's own words say what it refused.
+            NftablesError::NftFailed { stderr, .. } if !stderr.trim().is_empty() => {
+                FirewallError(format!("{program}: {}", stderr.trim()))
+            }
+            other => FirewallError(other.to_string()),
+        },
+    )
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Phase early: the kernel filesystems, cgroup2 with the node's controllers, hostname,
+//! Phase early: the kernel filesystems (and the /dev/fd, /dev/stdin... links a devtmpfs
+//! lacks), cgroup2 with the node's controllers, hostname,
 //! rlimits, the power button, and Ctrl-Alt-Del delivered as a signal instead of an instant
 //! reboot.
 
@@ -88,6 +89,25 @@ fn mount_all() -> Result<()> {
     Ok(())
 }
 
+/// The symlinks a devtmpfs lacks and programs expect (udev makes them elsewhere): `nft -f -`
+/// opens /dev/stdin, shells use /dev/fd.
+const DEV_LINKS: [(&str, &str); 4] = [
+    ("/dev/fd", "/proc/self/fd"),
+    ("/dev/stdin", "/proc/self/fd/0"),
+    ("/dev/stdout", "/proc/self/fd/1"),
+    ("/dev/stderr", "/proc/self/fd/2"),
+];
+
+fn dev_links() {
+    for (link, target) in DEV_LINKS {
+        if let Err(e) = std::os::unix::fs::symlink(target, link) {
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                tracing::warn!("{link} -> {target}: {e}");
+            }
+        }
+    }
+}
+
 /// Makes sure fds 0-2 are the console, in case the initramfs had no /dev/console node.
 fn attach_console() {
     if nix::fcntl::fcntl(1, nix::fcntl::FcntlArg::F_GETFD).is_ok() {
@@ -123,6 +143,7 @@ fn set_limits() {
 
 pub fn run(boot: &mut Boot) -> Result<()> {
     mount_all()?;
+    dev_links();
     attach_console();
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let root = crate::pid1::root::root_fstype(&mountinfo).unwrap_or_else(|| "unknown".into());
