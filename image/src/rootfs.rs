@@ -10,12 +10,16 @@ use crate::cpio::{Archive, Kind};
 use crate::error::{run_tool, IoContext, Result};
 
 /// Host tools PID1 runs on the data partition, copied with their libraries.
-pub const HOST_TOOLS: [&str; 4] = [
+pub const HOST_TOOLS: [&str; 6] = [
     "/usr/sbin/mke2fs",
     "/usr/sbin/e2fsck",
     "/usr/sbin/resize2fs",
+    // Turns project quotas on in a FLUXDATA made before the image had them.
+    "/usr/sbin/tune2fs",
     // PID1 checks the ESP before it writes an update to it.
     "/usr/sbin/fsck.fat",
+    // The app firewall's rules go through nftables' JSON API (runtime::net::firewall).
+    "/usr/sbin/nft",
 ];
 
 /// The os-release text of this build, also the UKI's `.osrel` section.
@@ -151,6 +155,19 @@ mod tests {
             "usr/sbin/mke2fs",
             "lib64/ld-linux-x86-64.so.2",
             "etc/os-release",
+        ] {
+            assert!(a.contains(path), "{path} missing");
+        }
+    }
+
+    #[test]
+    fn the_tools_pid1_runs_on_fluxdata_are_carried_with_their_libraries() {
+        let a = build(Path::new("/bin/true"), &HOST_TOOLS, "9.9", None).unwrap();
+        for path in [
+            "usr/sbin/e2fsck",
+            "usr/sbin/resize2fs",
+            "usr/sbin/tune2fs",
+            "lib/x86_64-linux-gnu/libe2p.so.2",
         ] {
             assert!(a.contains(path), "{path} missing");
         }

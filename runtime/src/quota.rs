@@ -26,6 +26,11 @@
 //! two differ in project. And the project before the limit: moving what a directory already
 //! holds into a project whose limit it exceeds fails with EDQUOT.
 //!
+//! A process with CAP_SYS_RESOURCE is not held to a hard limit (the kernel's
+//! `ignore_hardlimit`): PID1 itself writes past quotas. overlayfs drops that capability for
+//! the writes it makes on a process's behalf, so what an app writes through its overlay is
+//! always held, whatever capabilities its container has.
+//!
 //! A container whose root may issue FS_IOC_FSSETXATTR or FS_IOC_SETFLAGS (no user
 //! namespace) could move its files out of the project or clear PROJINHERIT; the kernel only
 //! forbids that from inside a user namespace, so the container's seccomp profile must refuse

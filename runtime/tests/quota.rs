@@ -164,6 +164,44 @@ fn fill(path: &Path, max: u64) -> (u64, Option<io::Error>) {
     }
 }
 
+/// [`fill`] from a thread without CAP_SYS_RESOURCE, which would let root write past any
+/// quota (the kernel's ignore_hardlimit); an app in a container has no such capability, and
+/// overlayfs drops it for the writes it makes on an app's behalf.
+fn fill_unprivileged(path: &Path, max: u64) -> (u64, Option<io::Error>) {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Default, Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    const CAP_SYS_RESOURCE: u32 = 24;
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        // pid 0: this thread only; capabilities are per thread.
+        let mut h = Header {
+            version: VERSION_3,
+            pid: 0,
+        };
+        let mut d = [Data::default(); 2];
+        // SAFETY: capget and capset read and write one header and two data structures.
+        unsafe {
+            assert_eq!(libc::syscall(libc::SYS_capget, &mut h, d.as_mut_ptr()), 0);
+            d[0].effective &= !(1 << CAP_SYS_RESOURCE);
+            assert_eq!(libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()), 0);
+        }
+        fill(&path, max)
+    })
+    .join()
+    .unwrap()
+}
+
 #[test]
 fn a_project_with_a_1_mib_limit_gets_edquot_and_its_usage_reads_back() {
     let Some(p) = quota_place("limit") else {
@@ -215,7 +253,7 @@ fn a_project_with_a_1_mib_limit_gets_edquot_and_its_usage_reads_back() {
     // A new directory inherits the project; writing past the limit fails with EDQUOT.
     fs::create_dir(upper.join("new")).unwrap();
     assert_eq!(quota::project(&upper.join("new")).unwrap(), (id, true));
-    let (written, err) = fill(&upper.join("new/big"), 2 * MIB);
+    let (written, err) = fill_unprivileged(&upper.join("new/big"), 2 * MIB);
     let err = err.expect("a write past the limit fails");
     assert_eq!(err.raw_os_error(), Some(EDQUOT), "{err}");
     assert!(written <= MIB, "wrote {written} bytes under a 1 MiB limit");
@@ -234,7 +272,7 @@ fn a_project_with_a_1_mib_limit_gets_edquot_and_its_usage_reads_back() {
 
     // 0 lifts the limit.
     quota::set_limit(&p.dir, id, 0).unwrap();
-    let (_, err) = fill(&upper.join("new/more"), 2 * MIB);
+    let (_, err) = fill_unprivileged(&upper.join("new/more"), 2 * MIB);
     assert!(err.is_none(), "{err:?}");
     assert!(quota::usage(&p.dir, id).unwrap().bytes >= full.bytes + 2 * MIB);
 
@@ -386,7 +424,7 @@ fn mounted_without_prjquota_usage_is_kept_but_not_enforced() {
     let id = quota::project_id(&dir).unwrap();
     quota::set_project(&dir, id).unwrap();
     quota::set_limit(&l.mnt(), id, MIB).unwrap();
-    let (written, err) = fill(&dir.join("big"), 2 * MIB);
+    let (written, err) = fill_unprivileged(&dir.join("big"), 2 * MIB);
     assert!(err.is_none(), "{err:?}");
     assert!(quota::usage(&l.mnt(), id).unwrap().bytes >= written);
 }

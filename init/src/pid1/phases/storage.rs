@@ -1,7 +1,10 @@
-//! Phase storage: find FLUXDATA, run e2fsck when it was not cleanly unmounted, mount it at
-//! /data, read the config file there, grow partition and ext4 to the end of the disk, and
-//! load or create the node key. Any failure leaves the node up in a degraded state that says
-//! so plainly and writes nothing to the partition. Nothing here ever formats a partition.
+//! Phase storage: find FLUXDATA, run e2fsck when it was not cleanly unmounted, turn ext4
+//! project quotas on when a disk made before the image had them lacks them, mount it at
+//! /data (with `prjquota`, so app disk quotas are enforced), read the config file there, grow
+//! partition and ext4 to the end of the disk, and load or create the node key. Any failure
+//! leaves the node up in a degraded state that says so plainly and writes nothing to the
+//! partition; a failure to turn quotas on leaves it up without them. Nothing here ever
+//! formats a partition.
 
 use std::fs::OpenOptions;
 use std::path::Path;
@@ -12,7 +15,8 @@ use tracing::{info, warn};
 
 use crate::pid1::helper::{self, Ended};
 use crate::pid1::{logfile, phases, Boot, DataState};
-use crate::storage::{ext4::Superblock, find, grow};
+use crate::storage::ext4::{ProjectQuotas, Superblock, ENABLE_PROJECT_QUOTAS};
+use crate::storage::{find, grow};
 
 pub const DATA: &str = "/data";
 const LABEL: &str = "FLUXDATA";
@@ -43,6 +47,56 @@ fn check(boot: &mut Boot, dev: &str) -> Result<()> {
             Ok(())
         }
         other => bail!("e2fsck {dev} failed: {other:?}"),
+    }
+}
+
+/// Turns ext4 project quotas on in the unmounted filesystem when it lacks them (tune2fs
+/// counts what it holds; once per disk). True when it has them, and /data is then mounted
+/// with `prjquota`, which the kernel needs to enforce the limits and refuses without the
+/// project feature. A failure is said and the node boots on without quotas.
+fn project_quotas(boot: &mut Boot, dev: &str) -> bool {
+    let state = match Superblock::read(Path::new(dev), 0) {
+        Ok(Some(sb)) => sb.project_quotas(),
+        Ok(None) => return false,
+        Err(e) => {
+            warn!("storage: read {dev}: {e}; /data has no disk quotas");
+            return false;
+        }
+    };
+    match state {
+        ProjectQuotas::On => return true,
+        ProjectQuotas::Impossible(why) => {
+            warn!("storage: project quotas cannot be turned on for {dev}: {why}; app disk sizes are not enforced");
+            return false;
+        }
+        ProjectQuotas::Off => {}
+    }
+    // CONFIG_QUOTA makes /proc/sys/fs/quota; without it ext4 would refuse the mount after.
+    if !Path::new("/proc/sys/fs/quota").exists() {
+        warn!("storage: this kernel has no quota support; {dev} keeps no project quotas");
+        return false;
+    }
+    info!("storage: turning project quotas on for {dev} (tune2fs counts what it holds)");
+    let mut argv = ENABLE_PROJECT_QUOTAS.to_vec();
+    argv.push(dev);
+    let result = helper::run(&argv, &mut boot.watchdog);
+    let now = Superblock::read(Path::new(dev), 0)
+        .ok()
+        .flatten()
+        .map(|sb| sb.project_quotas());
+    match (result, now) {
+        (Ok(Ended::Exited(0)), Some(ProjectQuotas::On)) => {
+            info!("storage: project quotas enabled on {dev}");
+            true
+        }
+        (result, now) => {
+            let result = match result {
+                Ok(ended) => format!("{ended:?}"),
+                Err(e) => format!("{e:#}"),
+            };
+            warn!("storage: turning project quotas on for {dev} failed ({} {result}, superblock: {now:?}); app disk sizes are not enforced", ENABLE_PROJECT_QUOTAS.join(" "));
+            false
+        }
     }
 }
 
@@ -109,16 +163,34 @@ pub fn run(boot: &mut Boot) -> Result<()> {
         degrade(boot, format!("{e:#}"));
         return Ok(());
     }
+    let quotas = project_quotas(boot, &dev);
     std::fs::create_dir_all(DATA)?;
-    if let Err(e) = mount(
-        Some(dev.as_str()),
-        DATA,
-        Some("ext4"),
-        MsFlags::MS_NOATIME | MsFlags::MS_NODEV,
-        None::<&str>,
-    ) {
+    let mount_data = |options: Option<&str>| {
+        mount(
+            Some(dev.as_str()),
+            DATA,
+            Some("ext4"),
+            MsFlags::MS_NOATIME | MsFlags::MS_NODEV,
+            options,
+        )
+    };
+    let mut mounted = mount_data(quotas.then_some("prjquota"));
+    if let (true, Err(e)) = (quotas, &mounted) {
+        warn!("storage: mount {dev} with prjquota: {e}; mounting it without, so app disk sizes are not enforced");
+        mounted = mount_data(None);
+    }
+    if let Err(e) = mounted {
         degrade(boot, format!("mount {dev} on {DATA}: {e}"));
         return Ok(());
+    }
+    if quotas {
+        match runtime::quota::state(Path::new(DATA)) {
+            Ok(s) if s.enforced => info!("storage: project quotas enforced on {DATA}"),
+            Ok(s) => {
+                warn!("storage: project quotas on {DATA}: {s:?}; app disk sizes are not enforced")
+            }
+            Err(e) => warn!("storage: {e}"),
+        }
     }
     boot.data = DataState::Mounted {
         device: dev.clone(),
