@@ -60,7 +60,6 @@ pub struct VmBuilder {
     smp: u32,
     cmdline_extra: Vec<String>,
     forwards: Vec<(u16, u16)>,
-    udp_forwards: Vec<(u16, u16)>,
     network: bool,
     reboot: bool,
     timeout: Duration,
@@ -77,7 +76,6 @@ impl VmBuilder {
             smp: 2,
             cmdline_extra: Vec::new(),
             forwards: Vec::new(),
-            udp_forwards: Vec::new(),
             network: false,
             reboot: false,
             timeout: Duration::from_secs(120),
@@ -116,19 +114,14 @@ impl VmBuilder {
         self.cmdline_extra.push(words.to_owned());
         self
     }
-    /// Forwards 127.0.0.1:`host` to the guest's `guest` port (turns networking on).
+    /// Forwards TCP 127.0.0.1:`host` to the guest's `guest` port (turns networking on). No UDP:
+    /// libslirp sends a UDP forward's replies to the forward's own address, not the sender.
     pub fn forward(mut self, host: u16, guest: u16) -> Self {
         self.forwards.push((host, guest));
         self.network = true;
         self
     }
 
-    /// Forwards UDP 127.0.0.1:`host` on this machine to the guest's port `guest`.
-    pub fn forward_udp(mut self, host: u16, guest: u16) -> Self {
-        self.udp_forwards.push((host, guest));
-        self.network = true;
-        self
-    }
     /// Attaches a disk image (virtio) to a direct boot, as the node's disk.
     pub fn data_disk(mut self, image: impl Into<PathBuf>) -> Self {
         self.data_disk = Some(image.into());
@@ -228,9 +221,6 @@ impl VmBuilder {
             let mut netdev = "user,id=n0,restrict=on".to_owned();
             for (host, guest) in &self.forwards {
                 netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
-            }
-            for (host, guest) in &self.udp_forwards {
-                netdev.push_str(&format!(",hostfwd=udp:127.0.0.1:{host}-:{guest}"));
             }
             for port in &self.guestfwds {
                 netdev.push_str(&format!(

@@ -77,6 +77,22 @@ fn inside() {
     let db = net.attach("db-0", "db", &[]).unwrap();
     assert_eq!(web.address, Ipv4Addr::new(10, 89, 0, 2));
     assert_eq!(db.address, Ipv4Addr::new(10, 89, 0, 3));
+    // Both host ends are isolated bridge ports (read back from the kernel: a host whose
+    // bridge traffic passes netfilter would hide a missing isolation from the reach tests).
+    // A sysfs mounted in this network namespace shows its links (/sys shows the host's).
+    let sys = dir.path().join("sys");
+    std::fs::create_dir(&sys).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "sysfs", "sysfs"])
+        .arg(&sys)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount sysfs");
+    for id in ["web-0", "db-0"] {
+        let veth = runtime::net::host_veth(id);
+        let flag = std::fs::read_to_string(sys.join(format!("class/net/{veth}/brport/isolated")));
+        assert_eq!(flag.unwrap().trim(), "1", "{veth} of {id} isolated");
+    }
     let hosts = std::fs::read_to_string(&web.hosts).unwrap();
     assert!(hosts.contains("10.89.0.2\tweb"), "{hosts}");
     assert_eq!(

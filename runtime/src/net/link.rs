@@ -217,8 +217,10 @@ impl Rtnl {
                 true,
             )])),
         ]));
+        // A port's bridge settings travel as link info, which only RTM_NEWLINK applies (to an
+        // existing link when NLM_F_CREATE is absent); RTM_SETLINK acknowledges and ignores it.
         let what = format!("isolate {name} on {bridge}");
-        self.request(&what, RouteNetlinkMessage::SetLink(m), NLM_F_ACK)?;
+        self.request(&what, RouteNetlinkMessage::NewLink(m), NLM_F_ACK)?;
         Ok(())
     }
 
