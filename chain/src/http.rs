@@ -1,30 +1,38 @@
-//! A small HTTP/1.1 server for JSON-RPC: `POST /` with a JSON body, one request per
-//! connection. Everything is bounded (header bytes, body size, read time) before it is
-//! used. The API token comes as `Authorization: Bearer <token>`; the handler decides what
-//! needs it.
+//! JSON-RPC's HTTP transport: `POST /` with a JSON body, served by hyper (HTTP/1.1, keep-alive).
+//! Everything a client can make the node hold is bounded before it is used:
+//! - at most [`MAX_CONNECTIONS`] connections at once; one more is closed as it arrives;
+//! - the request line and headers within [`READ_TIME`] (hyper's header timeout, which
+//!   also ends a keep-alive connection that sends nothing) and within hyper's buffer;
+//! - the body within [`READ_TIME`] and [`MAX_BODY`] bytes. A larger declared
+//!   Content-Length is refused with 413 before a byte of it is read. A chunked body is
+//!   counted as it arrives, never allocated ahead.
+//!
+//! The API token comes as `Authorization: Bearer <token>`, and the handler decides what needs it.
+//! The listening address is the caller's (`fluxnode chain --rpc`, 127.0.0.1 by default).
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
-pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const MAX_BODY: usize = 4 << 20;
+/// Connections served at once; the RPC is for the operator's tools and the node's own.
+pub const MAX_CONNECTIONS: usize = 64;
 const READ_TIME: Duration = Duration::from_secs(10);
 
-/// A parsed request: its body and whether it carried the token.
+/// A request as the handler sees it: its body and whether it carried the token.
 pub struct Request {
     pub body: Vec<u8>,
     pub authorized: bool,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum HttpError {
-    #[error("{0}")]
-    Bad(&'static str),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
 }
 
 /// Compares without an early exit, so the time taken says nothing about the token.
@@ -32,101 +40,107 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn read_request(stream: &mut TcpStream, token: &str) -> Result<Request, HttpError> {
-    let mut reader = BufReader::new(stream);
-    let mut header_bytes = 0;
-    let mut line = String::new();
-    let mut first = true;
-    let mut length: Option<usize> = None;
-    let mut authorized = false;
-    loop {
-        line.clear();
-        let n = (&mut reader)
-            .take((MAX_HEADER_BYTES - header_bytes) as u64)
-            .read_line(&mut line)
-            .await?;
-        header_bytes += n;
-        if n == 0 || !line.ends_with('\n') {
-            return Err(HttpError::Bad("headers too long or cut short"));
-        }
-        let l = line.trim_end();
-        if first {
-            first = false;
-            if !l.starts_with("POST ") {
-                return Err(HttpError::Bad("only POST is served"));
-            }
-            continue;
-        }
-        if l.is_empty() {
-            break;
-        }
-        let Some((name, value)) = l.split_once(':') else {
-            return Err(HttpError::Bad("a header line has no colon"));
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            length = Some(
-                value
-                    .parse()
-                    .map_err(|_| HttpError::Bad("bad Content-Length"))?,
-            );
-        } else if name.eq_ignore_ascii_case("authorization") {
-            authorized = value
-                .strip_prefix("Bearer ")
-                .is_some_and(|t| !token.is_empty() && same(t.trim().as_bytes(), token.as_bytes()));
-        }
-    }
-    let length = length.ok_or(HttpError::Bad("no Content-Length"))?;
-    if length > MAX_BODY {
-        return Err(HttpError::Bad("body too large"));
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).await?;
-    Ok(Request { body, authorized })
+fn json_reply(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
 }
 
-async fn respond(stream: &mut TcpStream, status: &str, body: &[u8]) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
-    stream.shutdown().await
+/// A JSON-RPC "invalid request" error with an HTTP status and the reason.
+fn refuse(status: StatusCode, why: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({"jsonrpc": "2.0", "error": {"code": -32600, "message": why}, "id": null});
+    let mut r = json_reply(status, body.to_string().into_bytes());
+    // Whatever of the body was not read stays unread: the connection ends here.
+    r.headers_mut()
+        .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+async fn answer<F, Fut>(
+    req: hyper::Request<Incoming>,
+    token: Arc<str>,
+    handle: F,
+) -> Result<Response<Full<Bytes>>, Infallible>
+where
+    F: Fn(Request) -> Fut,
+    Fut: Future<Output = Option<Vec<u8>>>,
+{
+    if req.method() != Method::POST {
+        return Ok(refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only POST is served",
+        ));
+    }
+    let authorized = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| !token.is_empty() && same(t.trim().as_bytes(), token.as_bytes()));
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Ok(refuse(StatusCode::PAYLOAD_TOO_LARGE, "body too large"));
+    }
+    let body = Limited::new(req.into_body(), MAX_BODY).collect();
+    let body = match tokio::time::timeout(READ_TIME, body).await {
+        Err(_) => return Ok(refuse(StatusCode::REQUEST_TIMEOUT, "body not sent in time")),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Ok(refuse(StatusCode::PAYLOAD_TOO_LARGE, "body too large"))
+        }
+        Ok(Err(_)) => return Ok(refuse(StatusCode::BAD_REQUEST, "body cut short")),
+        Ok(Ok(b)) => b.to_bytes().to_vec(),
+    };
+    let out = handle(Request { body, authorized })
+        .await
+        .unwrap_or_default();
+    Ok(json_reply(StatusCode::OK, out))
 }
 
 /// Serves connections on `listener` forever, each in its own task; `handle` turns a request
-/// into the reply body (None: an empty reply for notifications).
+/// into the reply body (None: an empty reply, for notifications).
 pub async fn serve<F, Fut>(listener: TcpListener, token: String, handle: F)
 where
-    F: Fn(Request) -> Fut + Clone + Send + 'static,
+    F: Fn(Request) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Option<Vec<u8>>> + Send,
 {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let token: Arc<str> = token.into();
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::debug!("rpc: {peer} refused: {MAX_CONNECTIONS} connections open");
+            drop(stream);
             continue;
         };
         let token = token.clone();
         let handle = handle.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(READ_TIME, read_request(&mut stream, &token)).await {
-                Ok(Ok(req)) => {
-                    let body = handle(req).await.unwrap_or_default();
-                    let _ = respond(&mut stream, "200 OK", &body).await;
-                }
-                Ok(Err(HttpError::Bad(why))) => {
-                    let body = serde_json::json!({"jsonrpc": "2.0", "error": {"code": -32600, "message": why}, "id": null});
-                    let _ =
-                        respond(&mut stream, "400 Bad Request", body.to_string().as_bytes()).await;
-                }
-                _ => {}
+            let service =
+                hyper::service::service_fn(move |req| answer(req, token.clone(), handle.clone()));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(READ_TIME)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                tracing::debug!("rpc: {peer}: {e}");
             }
+            drop(permit);
         });
     }
 }
 
-/// A blocking JSON-RPC call (for the wallet CLI and tests): returns the reply's JSON.
+/// A blocking JSON-RPC call (for the wallet CLI and tests): returns the reply's JSON. A
+/// plain HTTP/1.1 request written here (one request, `Connection: close`, read to the end)
+/// keeps the CLI free of an async runtime and an HTTP client stack for one POST.
 pub fn call(
     addr: &str,
     token: Option<&str>,
@@ -142,7 +156,7 @@ pub fn call(
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
     let req = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes())
@@ -159,58 +173,4 @@ pub fn call(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_over_real_tcp_get_replies_and_bad_ones_400() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let server = std::thread::spawn(move || {
-            rt.block_on(serve(
-                listener,
-                "s3cret".into(),
-                |req: Request| async move {
-                    let v: serde_json::Value = serde_json::from_slice(&req.body).ok()?;
-                    Some(
-                        serde_json::json!({"method": v["method"], "authorized": req.authorized})
-                            .to_string()
-                            .into_bytes(),
-                    )
-                },
-            ))
-        });
-        let r = call(&addr, Some("s3cret"), "getinfo", serde_json::json!([])).unwrap();
-        assert_eq!(
-            (r["method"].as_str(), r["authorized"].as_bool()),
-            (Some("getinfo"), Some(true))
-        );
-        let r = call(&addr, Some("wrong"), "getinfo", serde_json::json!([])).unwrap();
-        assert_eq!(r["authorized"], false);
-        let r = call(&addr, None, "getinfo", serde_json::json!([])).unwrap();
-        assert_eq!(r["authorized"], false);
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        assert!(out.starts_with("HTTP/1.1 400"), "{out}");
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        s.write_all(
-            format!(
-                "POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
-                MAX_BODY + 1
-            )
-            .as_bytes(),
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        assert!(out.contains("body too large"), "{out}");
-        drop(server);
-    }
-}
+mod tests;
