@@ -35,7 +35,8 @@ pub struct ChainArgs {
     wallet: PathBuf,
     #[arg(long, default_value = "0.0.0.0:16125")]
     p2p: SocketAddr,
-    #[arg(long, default_value = "0.0.0.0:16124")]
+    /// JSON-RPC's address: this machine only unless opened (e.g. 0.0.0.0:16124).
+    #[arg(long, default_value = "127.0.0.1:16124")]
     rpc: SocketAddr,
     /// A peer to keep a connection to (repeatable).
     #[arg(long = "peer")]

@@ -5,37 +5,11 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{call, free_port, height, wait, Proc, BIN};
+use common::{call, devnet, free_port, height, wait, BIN};
 use serde_json::json;
-
-/// `fluxnode chain --devnet` with everything in `dir`.
-fn devnet(dir: &Path, p2p: u16, rpc: u16) -> Proc {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("log"))
-        .unwrap();
-    let child = Command::new(BIN)
-        .args(["chain", "--devnet", "--slot", "1", "--data"])
-        .arg(dir)
-        .arg("--key")
-        .arg(dir.join("node.key"))
-        .arg("--wallet")
-        .arg(dir.join("wallet.key"))
-        .args(["--p2p", &format!("127.0.0.1:{p2p}")])
-        .args(["--rpc", &format!("127.0.0.1:{rpc}")])
-        .arg("--workload-file")
-        .arg(dir.join("workload.json"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    Proc(child)
-}
 
 fn hash_at(rpc: u16, h: u64) -> Option<String> {
     call(rpc, "getblockhash", json!([h]))["result"]

@@ -28,7 +28,7 @@ fn the_image_runs_a_devnet_whose_block_count_rises_through_hostfwd() {
     let port = ports::free_ports(1).unwrap()[0];
     let mut vm = VmBuilder::from_artifacts(&a, None)
         .data_disk(&img)
-        .cmdline_extra("fluxnode.bench.enabled=false fluxnode.chain.devnet=true")
+        .cmdline_extra("fluxnode.bench.enabled=false fluxnode.chain.devnet=true fluxnode.chain.rpc_listen=0.0.0.0:16124")
         .forward(port, 16124)
         .spawn()
         .unwrap();

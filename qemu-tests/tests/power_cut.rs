@@ -102,7 +102,7 @@ impl Devnet {
     fn boot(&self) -> Vm {
         VmBuilder::from_artifacts(&self.a, None)
             .data_disk(&self.img)
-            .cmdline_extra("fluxnode.bench.enabled=false fluxnode.chain.devnet=true")
+            .cmdline_extra("fluxnode.bench.enabled=false fluxnode.chain.devnet=true fluxnode.chain.rpc_listen=0.0.0.0:16124")
             .forward(self.port, 16124)
             .spawn()
             .unwrap()

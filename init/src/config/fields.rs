@@ -40,6 +40,15 @@ fn ipv4(v: &Value) -> Result<Ipv4Addr, String> {
         .map_err(|_| format!("expected an IPv4 address, found {}", found(v)))
 }
 
+fn socket_addr(v: &Value) -> Result<std::net::SocketAddr, String> {
+    string(v)?.parse().map_err(|_| {
+        format!(
+            "expected an address like 127.0.0.1:16124, found {}",
+            found(v)
+        )
+    })
+}
+
 /// Parses `a.b.c.d/prefix`.
 pub fn cidr(text: &str) -> Option<(Ipv4Addr, u8)> {
     let (addr, prefix) = text.split_once('/')?;
@@ -90,6 +99,7 @@ pub fn set(c: &mut Config, section: &str, key: &str, v: Value) -> Result<(), Str
         ("bench", "quick") => c.bench.quick = boolean(&v)?,
         ("chain", "enabled") => c.chain.enabled = boolean(&v)?,
         ("chain", "devnet") => c.chain.devnet = boolean(&v)?,
+        ("chain", "rpc_listen") => c.chain.rpc_listen = socket_addr(&v)?,
         ("apps", "reserve_cpu") => c.reserve.cpu_millis = cores(&v)?,
         ("apps", "reserve_ram") => c.reserve.ram_bytes = size(&v)?,
         ("apps", "reserve_disk") => c.reserve.disk_bytes = size(&v)?,

@@ -51,6 +51,8 @@ pub struct Chain {
     pub enabled: bool,
     /// Run a one-node devnet when /data/chain has no genesis.
     pub devnet: bool,
+    /// Where JSON-RPC listens: this node only by default; `0.0.0.0:16124` opens it.
+    pub rpc_listen: std::net::SocketAddr,
 }
 
 /// Updates: how a new version proves itself before it is committed.
@@ -111,6 +113,7 @@ impl Default for Config {
             chain: Chain {
                 enabled: true,
                 devnet: false,
+                rpc_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 16124)),
             },
             update: Update { health_secs: 120 },
             services: Vec::new(),

@@ -176,6 +176,21 @@ fn the_chain_service_is_on_by_default_and_a_devnet_is_asked_for() {
 }
 
 #[test]
+fn json_rpc_listens_on_this_machine_only_until_opened() {
+    let mut c = Config::default();
+    assert_eq!(c.chain.rpc_listen.to_string(), "127.0.0.1:16124");
+    let diags = c.apply_toml("t.toml", "[chain]\nrpc_listen = \"0.0.0.0:16124\"\n");
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(c.chain.rpc_listen.to_string(), "0.0.0.0:16124");
+    let diags = c.apply_cmdline([("fluxnode.chain.rpc_listen", "everywhere")].into_iter());
+    assert_eq!(
+        diags[0].to_string(),
+        r#"kernel command line: fluxnode.chain.rpc_listen: expected an address like 127.0.0.1:16124, found "everywhere""#
+    );
+    assert_eq!(c.chain.rpc_listen.to_string(), "0.0.0.0:16124");
+}
+
+#[test]
 fn private_ranges_apps_may_reach_come_from_file_and_command_line() {
     let mut c = Config::default();
     assert!(c.allow_private.is_empty());

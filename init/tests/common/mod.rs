@@ -68,6 +68,31 @@ pub fn chain_node(
     Proc(cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap())
 }
 
+/// `fluxnode chain --devnet` with everything in `dir`.
+pub fn devnet(dir: &Path, p2p: u16, rpc: u16) -> Proc {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("log"))
+        .unwrap();
+    let child = Command::new(BIN)
+        .args(["chain", "--devnet", "--slot", "1", "--data"])
+        .arg(dir)
+        .arg("--key")
+        .arg(dir.join("node.key"))
+        .arg("--wallet")
+        .arg(dir.join("wallet.key"))
+        .args(["--p2p", &format!("127.0.0.1:{p2p}")])
+        .args(["--rpc", &format!("127.0.0.1:{rpc}")])
+        .arg("--workload-file")
+        .arg(dir.join("workload.json"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
 /// A JSON-RPC call without the token; the whole reply.
 pub fn call(rpc: u16, method: &str, params: Value) -> Value {
     chain::http::call(&format!("127.0.0.1:{rpc}"), None, method, params).unwrap_or(Value::Null)

@@ -37,6 +37,7 @@ fn chain_service(boot: &Boot) -> Option<ServiceSpec> {
     let mut argv: Vec<String> = ["/init", "chain", "--data", "/data/chain"]
         .map(String::from)
         .to_vec();
+    argv.extend(["--rpc".to_owned(), c.rpc_listen.to_string()]);
     if c.devnet {
         argv.push("--devnet".into());
     } else if !Path::new("/data/chain/genesis.json").exists()
