@@ -1,5 +1,6 @@
 //! JSON-RPC calls to a node's chain through a hostfwd port: plain HTTP/1.1 over a
-//! std TcpStream, one request per connection (the node closes it after the reply).
+//! std TcpStream, one request per connection (`Connection: close`: the node closes it after
+//! the reply).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,7 +16,7 @@ pub fn call(port: u16, method: &str, params: Value, token: Option<&str>) -> Opti
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let req = format!(
-        "POST / HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        "POST / HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).ok()?;
