@@ -34,10 +34,17 @@ async fn hello_from(ip: &str, to: u16, hello: &Hello) -> Result<(Conn, Hello), S
     Ok((c, theirs))
 }
 
-#[test]
-fn a_hostile_peer_is_banned_and_the_network_keeps_producing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let t = tmp.path();
+/// Two honest nodes of a 1 s-slot chain "hostile", producing.
+struct Net {
+    genesis: Genesis,
+    wallet: ring::signature::Ed25519KeyPair,
+    pa: u16,
+    ra: u16,
+    rb: u16,
+    _nodes: [common::Proc; 2],
+}
+
+fn two_nodes(t: &std::path::Path) -> Net {
     let wallet = keys::load_or_create(&t.join("wallet.key")).unwrap().0;
     let (pa, ra, pb, rb) = (free_port(), free_port(), free_port(), free_port());
     let mut nodes = Vec::new();
@@ -67,7 +74,7 @@ fn a_hostile_peer_is_banned_and_the_network_keeps_producing() {
     };
     let gpath = t.join("genesis.json");
     std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();
-    let _a = chain_node(
+    let a = chain_node(
         &t.join("n0"),
         &gpath,
         &t.join("n0/node.key"),
@@ -76,7 +83,7 @@ fn a_hostile_peer_is_banned_and_the_network_keeps_producing() {
         &[pb],
         &[],
     );
-    let _b = chain_node(
+    let b = chain_node(
         &t.join("n1"),
         &gpath,
         &t.join("n1/node.key"),
@@ -88,19 +95,52 @@ fn a_hostile_peer_is_banned_and_the_network_keeps_producing() {
     wait("blocks", Duration::from_secs(30), || {
         height(ra) >= 3 && height(rb) >= 3
     });
+    Net {
+        genesis,
+        wallet,
+        pa,
+        ra,
+        rb,
+        _nodes: [a, b],
+    }
+}
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let good = Hello {
+/// The hash (hex) of a node's block at height `h`.
+fn hash_at(rpc: u16, h: u64) -> Option<String> {
+    common::call(rpc, "getblockhash", serde_json::json!([h]))["result"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn hello(genesis: &Genesis) -> Hello {
+    Hello {
         chain_id: "hostile".into(),
         genesis: genesis.hash(),
         version: PROTOCOL_VERSION as u32,
         best_height: 0,
         best_hash: [0; 32],
         listen_port: 0,
-    };
+    }
+}
+
+#[test]
+fn a_hostile_peer_is_banned_and_the_network_keeps_producing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let Net {
+        genesis,
+        wallet,
+        pa,
+        ra,
+        rb,
+        _nodes,
+    } = two_nodes(t);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let good = hello(&genesis);
     rt.block_on(async {
         // 127.0.0.2: another genesis.
         let wrong = Hello {
@@ -148,14 +188,19 @@ fn a_hostile_peer_is_banned_and_the_network_keeps_producing() {
         tx.signature[0] ^= 1;
         let _ = c.send(&Msg::Tx(tx)).await;
 
-        // 127.0.0.6: blocks from an hour ahead.
-        let (mut c, theirs) = hello_from("127.0.0.6", pa, &good).await.unwrap();
+        // 127.0.0.6: blocks from an hour ahead, each on the node's tip of the moment (one
+        // made on a tip the node has just left is only not the next block).
+        let (mut c, _) = hello_from("127.0.0.6", pa, &good).await.unwrap();
         let stranger = keys::load_or_create(&t.join("stranger.key")).unwrap().0;
         for i in 0..12u64 {
             let time = chain::node::now_secs() + 3_600 + i;
+            let tip = height(ra);
+            let Some(tip_hash) = hash_at(ra, tip) else {
+                continue;
+            };
             let mut header = Header {
-                height: theirs.best_height + 1,
-                prev: theirs.best_hash,
+                height: tip + 1,
+                prev: hex::decode(tip_hash).unwrap().try_into().unwrap(),
                 slot: time - genesis.time,
                 time,
                 producer: [0; 32],
@@ -209,5 +254,77 @@ fn a_hostile_peer_is_banned_and_the_network_keeps_producing() {
         "more blocks after the attack",
         Duration::from_secs(30),
         || height(ra) > ha + 2 && height(rb) > hb + 2,
+    );
+}
+
+/// A peer that claims a huge height in its hello and sends a longer branch of headers from
+/// three blocks back, signed by a key that is no node of the chain: nothing is rolled back
+/// (before, the claim and one such header made the node drop its last blocks), the nodes
+/// agree and go on producing.
+#[test]
+fn a_forged_fork_and_a_claimed_height_roll_nothing_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let net = two_nodes(t);
+    wait("six blocks", Duration::from_secs(30), || {
+        height(net.ra) >= 6
+    });
+    let fork = height(net.ra) - 3;
+    let fork_hash = hash_at(net.ra, fork).unwrap();
+    let kept = hash_at(net.ra, fork + 1).unwrap();
+    let log_before = std::fs::read_to_string(t.join("n0/log")).unwrap().len();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let claim = Hello {
+            best_height: 1_000_000,
+            best_hash: [9; 32],
+            ..hello(&net.genesis)
+        };
+        let (mut c, _) = hello_from("127.0.0.8", net.pa, &claim).await.unwrap();
+        let forger = keys::load_or_create(&t.join("forger.key")).unwrap().0;
+        let mut prev: [u8; 32] = hex::decode(&fork_hash).unwrap().try_into().unwrap();
+        let mut headers = Vec::new();
+        for i in 1..=20u64 {
+            let time = chain::node::now_secs();
+            let mut h = Header {
+                height: fork + i,
+                prev,
+                slot: time - net.genesis.time,
+                time,
+                producer: keys::public(&forger),
+                tx_root: [0; 32],
+                state_digest: [0; 32],
+                signature: [0; 64],
+            };
+            h.sign(&forger);
+            prev = h.hash();
+            headers.push(h);
+        }
+        c.send(&Msg::Headers(headers)).await.unwrap();
+        // Several slots for a switch to happen, were it taken.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    });
+    let log = std::fs::read_to_string(t.join("n0/log")).unwrap();
+    let after = &log[log_before..];
+    assert!(
+        !after.contains(&format!("to {fork}")),
+        "rolled back to the forged fork point {fork}:\n{after}"
+    );
+    assert_eq!(hash_at(net.ra, fork + 1).as_deref(), Some(kept.as_str()));
+    let h = height(net.ra);
+    wait(
+        "blocks after the forged fork",
+        Duration::from_secs(30),
+        || height(net.ra) > h + 2,
+    );
+    let top = height(net.ra).min(height(net.rb)) - 1;
+    assert_eq!(
+        hash_at(net.ra, top),
+        hash_at(net.rb, top),
+        "the nodes agree at {top}"
     );
 }

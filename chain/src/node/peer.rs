@@ -84,6 +84,8 @@ async fn run(s: Arc<Shared>, mut conn: Conn) {
     } else {
         peer
     };
+    // The height a peer claims only says whom to ask first: it never makes a branch
+    // better (on_headers measures a branch by the headers that came).
     let (handle, outbox) = PeerHandle::new(hello.best_height, conn.solicited());
     {
         let mut peers = lock(&s.peers);
@@ -92,7 +94,10 @@ async fn run(s: Arc<Shared>, mut conn: Conn) {
         }
         peers.insert(key, handle);
     }
-    info!("peer {peer} connected (height {})", hello.best_height);
+    info!(
+        "peer {peer} connected (claims height {})",
+        hello.best_height
+    );
     let (mut reader, writer) = conn.into_split();
     let sender = tokio::spawn(outbox.run(writer));
     loop {
@@ -224,6 +229,13 @@ fn on_headers(
     };
     let d = &headers[split];
     let parent_ok = d.height == 1 || ours(d.height - 1) == Some(d.prev);
+    if parent_ok && !producer_may_follow(s, d, height) {
+        debug!(
+            "peer {peer}: header {} is by a producer not eligible there; ignored",
+            d.height
+        );
+        return true;
+    }
     if !parent_ok {
         // The fork is below these headers: ask from further back (bounded).
         if d.height <= 1 || height.saturating_sub(d.height) > crate::consensus::MAX_REORG {
@@ -246,9 +258,9 @@ fn on_headers(
     }
     if d.height <= height {
         // A competing branch from d: take it only if it is better (longer, or as long
-        // with the lower block hash where the branches part).
-        let their_best = lock(&s.peers).get(&key).map(|p| p.best_height).unwrap_or(0);
-        let their_len = their_best.max(headers.last().map(|h| h.height).unwrap_or(0));
+        // with the lower block hash where the branches part). Its length is what these
+        // linked headers show, never what the peer claims.
+        let their_len = headers.last().map(|h| h.height).unwrap_or(0);
         let better = their_len > height
             || (their_len == height && ours(d.height).is_some_and(|o| d.hash() < o));
         if !better {
@@ -274,6 +286,20 @@ fn on_headers(
     }
     reply(s, key, Msg::GetBlocks(BlockIds::Heights(heights)));
     true
+}
+
+/// Whether `d`, whose parent is our block at `d.height - 1`, is by a producer that may make
+/// it. On our tip that is exact: eligible for its slot. Below our tip, where a branch's state
+/// may differ from ours in who is useful, it is a node registered on the chain (the state
+/// at the fork point is not at hand here). A header signed by any other key cannot start a
+/// switch or raise what a peer is known to have.
+fn producer_may_follow(s: &Shared, d: &crate::block::Header, height: u64) -> bool {
+    let l = lock(&s.ledger);
+    if d.height == height + 1 {
+        l.rank(&d.producer, d.slot).is_some()
+    } else {
+        l.state.nodes.contains_key(&d.producer)
+    }
 }
 
 fn on_block(s: &Shared, key: SocketAddr, peer: SocketAddr, block: crate::block::Block) -> bool {
