@@ -77,6 +77,10 @@ for a in filler a1 a2 a3; do gone $a; done
 $B test -e /data/apps/filler-0; echo "left=$?" > $R/left.txt
 $B touch $R/stop
 $B ps > $R/ps.txt
+# The watcher's summary, then its exit: wait is asked once it has ended (busybox sh's wait
+# on a child still running was seen to never return here).
+for i in $($B seq 1 60); do $B grep -q "status-watch: loop" $R/watch.txt && break; $B sleep 1; done
+$B sleep 2
 wait $watcher
 $F ctl shutdown
 "#,
@@ -142,7 +146,9 @@ run good --cpu 0.1 --ram 16M --restart always -- /bin/sh -c 'while true; do slee
     // journal waits for the node's e2fsck, and debugfs would write under it.
     let script = format!(
         "{PRELUDE}\n$F ctl app list > $R/held.json\n$F ctl status > $R/status.json\n\
-         $F ctl app resume > $R/resume.json\n$B sleep 5\n$F ctl app list > $R/resumed.json\n\
+         $F ctl app resume > $R/resume.json\n\
+         for i in $($B seq 1 60); do $F ctl app list > $R/resumed.json; \
+         $B grep -q '\"state\": \"running\"' $R/resumed.json && break; $B sleep 1; done\n\
          $F ctl shutdown\n"
     );
     disk::put_file(&n.img, &[], "/test/t2.sh", &script);
