@@ -4,8 +4,8 @@
 //! bytes (big-endian) are under the target. Eligible nodes rank by hash, and rank r waits
 //! r x slot/8. The target moves toward a set number of eligible nodes per slot, averaged
 //! over the last 30 blocks, by at most 0.8x-1.25x per block. The block reward is 14 coins,
-//! 10% less each year. Fork choice: the longer chain, then the lower producer hash at the
-//! first difference; never a reorganisation deeper than 100 blocks.
+//! 10% less each year. Fork choice: the longer chain, then the first differing block's slot
+//! and rank; never a reorganisation deeper than 100 blocks.
 
 use std::time::Duration;
 
@@ -95,15 +95,16 @@ pub fn split(reward: u64) -> (u64, [u64; 3]) {
     )
 }
 
-/// Fork choice between two chain tips: more blocks wins; at equal length the lower producer
-/// hash (the header hash at the first block where they differ) wins.
-pub fn prefer(
-    a_len: u64,
-    a_fork_hash: &Hash,
-    b_len: u64,
-    b_fork_hash: &Hash,
-) -> std::cmp::Ordering {
-    b_len.cmp(&a_len).then(a_fork_hash.cmp(b_fork_hash))
+/// Where a branch's first block stands among the blocks its parent allows: its slot, then
+/// its producer's eligibility rank in that slot. Neither can be ground by the producer: the
+/// rank follows from the parent's hash, the slot and the producer's key.
+pub type Standing = (u64, usize);
+
+/// Fork choice between two branches from one parent (Less: `a` is preferred): more blocks
+/// wins; at equal length the branch whose first block has the better standing (the earlier
+/// slot, then the better rank) wins, and a tie keeps the branch a node already has.
+pub fn prefer(a_len: u64, a_first: Standing, b_len: u64, b_first: Standing) -> std::cmp::Ordering {
+    b_len.cmp(&a_len).then(a_first.cmp(&b_first))
 }
 
 #[cfg(test)]
@@ -178,14 +179,11 @@ mod tests {
     }
 
     #[test]
-    fn the_longer_chain_wins_then_the_lower_hash() {
+    fn the_longer_chain_wins_then_the_earlier_slot_then_the_better_rank() {
         use std::cmp::Ordering::*;
-        assert_eq!(
-            prefer(10, &[9; 32], 9, &[0; 32]),
-            Less,
-            "a is longer: a first"
-        );
-        assert_eq!(prefer(10, &[1; 32], 10, &[2; 32]), Less);
-        assert_eq!(prefer(10, &[3; 32], 10, &[2; 32]), Greater);
+        assert_eq!(prefer(10, (9, 5), 9, (1, 0)), Less, "a is longer: a first");
+        assert_eq!(prefer(10, (4, 0), 10, (5, 0)), Less, "the earlier slot");
+        assert_eq!(prefer(10, (5, 2), 10, (5, 1)), Greater, "the better rank");
+        assert_eq!(prefer(10, (5, 1), 10, (5, 1)), Equal);
     }
 }

@@ -46,6 +46,32 @@ fn tier(r: &mut Reader) -> Result<Option<Tier>, DecodeError> {
 }
 
 impl State {
+    /// Every entry's key, in key order.
+    pub fn keys(&self) -> impl Iterator<Item = StateKey> + '_ {
+        let accounts = self.accounts.keys().map(|a| StateKey::Account(*a));
+        let nodes = self.nodes.keys().map(|k| StateKey::Node(*k));
+        let dos = self.dos.keys().map(|k| StateKey::Dos(*k));
+        let apps = self.apps.keys().map(|n| StateKey::App(n.clone()));
+        accounts.chain(nodes).chain(dos).chain(apps)
+    }
+
+    /// Sets an entry to an encoded value, or removes it (None): how an undo record puts
+    /// back what a block changed.
+    pub fn set_entry(&mut self, key: StateKey, value: Option<&[u8]>) -> Result<(), DecodeError> {
+        match value {
+            Some(v) => self.insert_entry(key, v),
+            None => {
+                match &key {
+                    StateKey::Account(a) => self.accounts.remove(a).map(|_| ()),
+                    StateKey::Node(k) => self.nodes.remove(k).map(|_| ()),
+                    StateKey::Dos(k) => self.dos.remove(k).map(|_| ()),
+                    StateKey::App(n) => self.apps.remove(n).map(|_| ()),
+                };
+                Ok(())
+            }
+        }
+    }
+
     /// Puts an entry read from storage into the state.
     pub fn insert_entry(&mut self, key: StateKey, value: &[u8]) -> Result<(), DecodeError> {
         let mut r = Reader::new(value, "state entry");

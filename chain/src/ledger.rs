@@ -1,18 +1,20 @@
 //! The ledger: the state at the tip and the rules that take it from one block to the next.
 //! `apply` checks a block completely (height, parent, slot and time, signature, merkle root,
-//! that its producer is useful and eligible for the slot, every transaction, the rewards
-//! and the state digest) on a copy, and only then makes it the tip; `produce` builds the
-//! block a useful, eligible node signs. The state digest is SHA-256 over the previous
-//! digest, the new target and the block's changed entries in key order.
+//! that its producer is useful and eligible for the slot and waited its rank's delay, every
+//! transaction, the rewards and the state digest) on a copy, and only then makes it the
+//! tip; it returns the block's changes and its undo record (the prior value of everything
+//! it changed), and `undo` takes the tip back with that record. `produce` builds the block
+//! a useful, eligible node signs. The state digest commits to the whole state (see
+//! `digest`).
 
 use std::collections::{BTreeMap, VecDeque};
 
-use ring::digest::{Context, SHA256};
 use ring::signature::Ed25519KeyPair;
 
 use crate::assign;
 use crate::block::{Block, Header, MAX_BLOCK_BYTES};
 use crate::consensus::{self, TARGET_WINDOW};
+use crate::digest::Acc;
 use crate::genesis::{Genesis, GenesisError};
 use crate::params::Params;
 use crate::state::{Changes, State, TxError};
@@ -28,10 +30,30 @@ pub struct BlockError {
 /// What a block does to the ledger, worked out before it is kept.
 struct Outcome {
     state: State,
+    acc: Acc,
     digest: Hash,
     target: u64,
     counts: VecDeque<u32>,
     changes: Changes,
+    prior: Changes,
+}
+
+/// What it takes to go back from a block to its parent: the parent's tip record and the
+/// prior value of every entry the block changed (None: it was absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undo {
+    pub tip: Header,
+    pub digest: Hash,
+    pub target: u64,
+    pub counts: VecDeque<u32>,
+    pub entries: Changes,
+}
+
+/// A block applied: the new value of every entry it changed, and its undo record.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub changes: Changes,
+    pub undo: Undo,
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +64,8 @@ pub struct Ledger {
     pub root: Hash,
     pub params: Params,
     pub state: State,
+    /// The state's accumulator, from which `digest` is made.
+    pub acc: Acc,
     pub tip: Header,
     pub digest: Hash,
     pub target: u64,
@@ -49,31 +73,13 @@ pub struct Ledger {
     pub counts: VecDeque<u32>,
 }
 
-/// The digest after a block with these changes.
-pub fn state_digest(prev: &Hash, target: u64, changes: &Changes) -> Hash {
-    let mut c = Context::new(&SHA256);
-    c.update(prev);
-    c.update(&target.to_le_bytes());
-    for (k, v) in changes {
-        c.update(&k.encode());
-        match v {
-            Some(bytes) => {
-                c.update(&[1]);
-                c.update(&(bytes.len() as u32).to_le_bytes());
-                c.update(bytes);
-            }
-            None => c.update(&[0]),
-        }
-    }
-    c.finish().as_ref().try_into().expect("32 bytes")
-}
-
 impl Ledger {
     /// The ledger at height 0.
     pub fn new(genesis: Genesis) -> Result<Self, GenesisError> {
         let mut state = genesis.state()?;
-        let changes = state.take_changes();
-        let digest = state_digest(&genesis.hash(), genesis.target, &changes);
+        state.take_changes();
+        let acc = Acc::of(&state);
+        let digest = acc.digest(genesis.target);
         let tip = Header {
             height: 0,
             prev: genesis.hash(),
@@ -91,6 +97,7 @@ impl Ledger {
             target: genesis.target,
             genesis,
             state,
+            acc,
             tip,
             digest,
             counts: VecDeque::new(),
@@ -131,6 +138,7 @@ impl Ledger {
         &self,
         producer: &PublicKey,
         slot: u64,
+        time: u64,
         txs: &[Tx],
         skip_bad: bool,
     ) -> Result<(Outcome, Vec<Tx>), BlockError> {
@@ -143,9 +151,27 @@ impl Ledger {
             )));
         }
         let ranking = consensus::ranking(useful.keys(), &self.tip.hash(), slot, self.target);
-        if !ranking.iter().any(|(k, _)| k == producer) {
+        let Some(rank) = ranking.iter().position(|(k, _)| k == producer) else {
             return Err(self.err(format!(
                 "producer {} is not eligible in slot {slot}",
+                hex::encode(&producer[..8])
+            )));
+        };
+        // Rank r may produce r/8 of a slot in: its block's time (whole seconds) must not
+        // be before the second in which that delay ends.
+        let slot_ms = self.genesis.slot_secs.saturating_mul(1000);
+        let may_from = self
+            .genesis
+            .time
+            .saturating_mul(1000)
+            .saturating_add(slot.saturating_mul(slot_ms))
+            .saturating_add(
+                consensus::rank_delay(rank, std::time::Duration::from_millis(slot_ms)).as_millis()
+                    as u64,
+            );
+        if time.saturating_mul(1000).saturating_add(999) < may_from {
+            return Err(self.err(format!(
+                "producer {} of rank {rank} signed at {time}, before its delay ended",
                 hex::encode(&producer[..8])
             )));
         }
@@ -196,14 +222,23 @@ impl Ledger {
         let counts_vec: Vec<u32> = counts.iter().copied().collect();
         let target = consensus::next_target(self.target, &counts_vec, self.genesis.want_eligible);
         let changes = state.take_changes();
-        let digest = state_digest(&self.digest, target, &changes);
+        let mut acc = self.acc.clone();
+        let mut prior = Vec::with_capacity(changes.len());
+        for (k, new) in &changes {
+            let old = self.state.entry_bytes(k);
+            acc.change(k, old.as_deref(), new.as_deref());
+            prior.push((k.clone(), old));
+        }
+        let digest = acc.digest(target);
         Ok((
             Outcome {
                 state,
+                acc,
                 digest,
                 target,
                 counts,
                 changes,
+                prior,
             },
             kept,
         ))
@@ -211,8 +246,8 @@ impl Ledger {
 
     /// Checks `block` against the tip and, when every rule holds, makes it the new tip.
     /// `now` (unix seconds) refuses blocks from the future. Returns the changed entries
-    /// (for storage).
-    pub fn apply(&mut self, block: &Block, now: u64) -> Result<Changes, BlockError> {
+    /// and the undo record (for storage).
+    pub fn apply(&mut self, block: &Block, now: u64) -> Result<Applied, BlockError> {
         let h = &block.header;
         if h.height != self.tip.height + 1 {
             return Err(self.err(format!(
@@ -241,16 +276,54 @@ impl Ledger {
         if h.tx_root != Block::tx_root(&block.txs) {
             return Err(self.err("the transaction root does not match"));
         }
-        let (out, _) = self.execute(&h.producer, h.slot, &block.txs, false)?;
+        let (out, _) = self.execute(&h.producer, h.slot, h.time, &block.txs, false)?;
         if out.digest != h.state_digest {
             return Err(self.err("the state digest does not match"));
         }
+        let undo = Undo {
+            tip: std::mem::replace(&mut self.tip, h.clone()),
+            digest: std::mem::replace(&mut self.digest, out.digest),
+            target: std::mem::replace(&mut self.target, out.target),
+            counts: std::mem::replace(&mut self.counts, out.counts),
+            entries: out.prior,
+        };
         self.state = out.state;
-        self.digest = out.digest;
-        self.target = out.target;
-        self.counts = out.counts;
-        self.tip = h.clone();
-        Ok(out.changes)
+        self.acc = out.acc;
+        Ok(Applied {
+            changes: out.changes,
+            undo,
+        })
+    }
+
+    /// Takes the tip back to its parent with the tip block's undo record. Refuses a record
+    /// that is not the tip's, or whose result does not match the parent's digest (a damaged
+    /// record); after that refusal the ledger is part-way back, so reorganisations undo on
+    /// a copy (no state is cloned per block).
+    pub fn undo(&mut self, block: &Block, undo: &Undo) -> Result<(), BlockError> {
+        let bad = |why: String| BlockError {
+            height: block.header.height,
+            why,
+        };
+        if block.header != self.tip || undo.tip.hash() != block.header.prev {
+            return Err(bad("its undo record is not the tip's".into()));
+        }
+        for (k, old) in &undo.entries {
+            let now = self.state.entry_bytes(k);
+            self.acc.change(k, now.as_deref(), old.as_deref());
+            self.state
+                .set_entry(k.clone(), old.as_deref())
+                .map_err(|e| bad(format!("its undo record: {e}")))?;
+        }
+        if self.acc.digest(undo.target) != undo.digest {
+            return Err(bad(
+                "undone, the state does not match its parent's digest".into()
+            ));
+        }
+        self.tip = undo.tip.clone();
+        self.digest = undo.digest;
+        self.target = undo.target;
+        self.counts = undo.counts.clone();
+        Ok(())
     }
 
     /// The block `key` (a useful node eligible in `slot`) signs at `time`, with the
@@ -296,7 +369,7 @@ impl Ledger {
                 break;
             }
         }
-        let (out, kept) = self.execute(&producer, slot, &chosen, true)?;
+        let (out, kept) = self.execute(&producer, slot, time, &chosen, true)?;
         let mut header = Header {
             height,
             prev: self.tip.hash(),

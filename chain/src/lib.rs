@@ -1,14 +1,13 @@
-//! The chain node: a proof-of-useful-work ledger with a tiered node registry.
-//!
-//! Today: addresses, the canonical encoding, transactions, blocks (signed headers, merkle
-//! root), the parameters and the state machine's transaction and lifecycle rules.
-//! Production, rewards, storage (sled), p2p (tokio) and JSON-RPC build on them next.
+//! The chain node: a proof-of-useful-work ledger with a tiered node registry: addresses,
+//! the canonical encoding, transactions, blocks, the state and its digest, the ledger's
+//! rules, storage on sled with undo records, p2p over tokio and JSON-RPC over HTTP.
 
 pub mod address;
 pub mod assign;
 pub mod attest;
 pub mod block;
 pub mod consensus;
+pub mod digest;
 pub mod encode;
 pub mod entry;
 pub mod genesis;

@@ -79,4 +79,17 @@ impl Net {
         }
         panic!("nobody eligible in 100 slots");
     }
+
+    /// The block the node of rank `rank` in `slot` makes on the tip, signed as soon as its
+    /// rank's delay allows.
+    pub fn by_rank(&self, l: &Ledger, slot: u64, rank: usize, txs: &[Tx]) -> Block {
+        let k = self
+            .keys
+            .iter()
+            .find(|k| l.rank(&pk(k), slot) == Some(rank))
+            .expect("a node of that rank");
+        let delay = crate::consensus::rank_delay(rank, std::time::Duration::from_secs(1));
+        l.produce(k, slot, T0 + slot + delay.as_secs(), txs, 100)
+            .unwrap()
+    }
 }

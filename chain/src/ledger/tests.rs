@@ -181,3 +181,72 @@ fn the_target_falls_when_too_many_nodes_are_eligible() {
     let floor = first as f64 * 0.8f64.powi(10) * 0.999;
     assert!(l.target as f64 >= floor, "at most 0.8x per block");
 }
+
+#[test]
+fn undo_takes_every_kind_of_change_back_and_a_rank_must_wait_its_delay() {
+    let n = net(&[1, 2, 3]);
+    let mut l = Ledger::new(n.genesis.clone()).unwrap();
+    let stranger = key();
+    let txs = vec![
+        Tx::signed(&n.wallet, 0, 5_000, TxBody::AppRegister(spec("web"))),
+        Tx::signed(
+            &n.wallet,
+            1,
+            5_000,
+            TxBody::NodeStart {
+                tier: crate::tx::Tier::Cumulus,
+                node_key: pk(&stranger),
+                endpoint: "10.0.0.9:16125".into(),
+            },
+        ),
+    ];
+    let mut history = vec![l.clone()];
+    let mut blocks = Vec::new();
+    for i in 0..6 {
+        let b = n.next(&l, if i == 2 { &txs } else { &[] });
+        let a = l.apply(&b, T0 + 1_000).unwrap();
+        blocks.push((b, a.undo));
+        history.push(l.clone());
+    }
+    assert!(l.state.apps.contains_key("web"));
+    for (b, undo) in blocks.iter().rev() {
+        l.undo(b, undo).unwrap();
+        let want = &history[l.height() as usize];
+        assert_eq!(
+            (&l.tip, l.digest, l.target),
+            (&want.tip, want.digest, want.target)
+        );
+        assert_eq!(
+            (&l.state.accounts, &l.state.nodes),
+            (&want.state.accounts, &want.state.nodes)
+        );
+        assert_eq!(
+            (&l.state.apps, &l.state.dos, &l.counts),
+            (&want.state.apps, &want.state.dos, &want.counts)
+        );
+        assert_eq!(l.acc, crate::digest::Acc::of(&l.state));
+    }
+    // A record that is not the tip's is refused.
+    let e = l.undo(&blocks[3].0, &blocks[3].1).unwrap_err();
+    assert!(e.why.contains("not the tip's"), "{e}");
+
+    // Rank 1 waits 1/8 of the slot: with 16 s slots, 2 s. A block it signs with an
+    // earlier time is refused, and produce will not make one.
+    let mut n = net(&[1, 2, 3]);
+    n.genesis.slot_secs = 16;
+    let l = Ledger::new(n.genesis.clone()).unwrap();
+    let slot = 1;
+    let k = n
+        .keys
+        .iter()
+        .find(|k| l.rank(&pk(k), slot) == Some(1))
+        .unwrap();
+    let start = T0 + 16;
+    assert!(l.produce(k, slot, start + 1, &[], 10).is_err());
+    let mut b = l.produce(k, slot, start + 2, &[], 10).unwrap();
+    assert!(l.clone().apply(&b, start + 100).is_ok());
+    b.header.time = start + 1;
+    b.header.sign(k);
+    let e = l.clone().apply(&b, start + 100).unwrap_err();
+    assert!(e.why.contains("before its delay ended"), "{e}");
+}

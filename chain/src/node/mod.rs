@@ -4,9 +4,11 @@
 //! JSON-RPC over HTTP. Everything shared sits in `Shared` behind short locks; every network
 //! input is bounded (see `p2p`) and checked before use.
 
+mod branch;
 mod outbox;
 mod peer;
 mod produce;
+mod reorg;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -80,6 +82,8 @@ pub struct Shared {
     peers: Mutex<HashMap<SocketAddr, PeerHandle>>,
     /// The highest block height asked for in the current sync round.
     asked_to: std::sync::atomic::AtomicU64,
+    /// The competing branch whose blocks are being fetched, if any.
+    branch: Mutex<Option<branch::Pending>>,
     cfg: NodeConfig,
 }
 
@@ -114,32 +118,42 @@ impl Shared {
         if block.header.height != l.height() + 1 {
             return Ok(false);
         }
-        let changes = l.apply(block, now_secs()).map_err(|e| e.to_string())?;
+        let applied = l.apply(block, now_secs()).map_err(|e| e.to_string())?;
         self.store
-            .commit(block, &changes, &l)
+            .commit(block, &applied, &l)
             .map_err(|e| format!("store: {e}"))?;
         lock(&self.mempool).prune(&l);
         Ok(true)
     }
 
-    /// Goes back to block `to` for a reorganisation onto a better branch; refuses one
-    /// deeper than `MAX_REORG`.
-    fn rewind(&self, to: u64) -> Result<(), String> {
+    /// Switches to the branch `blocks` (consecutive, the first one's parent at height
+    /// `fork` of our chain) when it is better than ours and validates (see `reorg`); the
+    /// transactions of the dropped blocks go back to the mempool when they still apply.
+    /// Returns how many blocks of the branch were applied, and the rule a later one broke.
+    fn reorg(
+        &self,
+        fork: u64,
+        blocks: &[Block],
+    ) -> Result<(usize, Option<crate::ledger::BlockError>), reorg::Refused> {
         let mut l = lock(&self.ledger);
-        if l.height().saturating_sub(to) > crate::consensus::MAX_REORG {
-            return Err(format!(
-                "a reorganisation from {} to {to} is deeper than {}",
-                l.height(),
-                crate::consensus::MAX_REORG
-            ));
+        let from = l.height();
+        let done = reorg::switch(&self.store, &l, fork, blocks, now_secs())?;
+        *l = done.ledger;
+        tracing::warn!(
+            "reorganised: from height {from} back to {fork}, then {} block(s) of another \
+             branch to {}",
+            done.applied,
+            l.height()
+        );
+        let mut m = lock(&self.mempool);
+        m.prune(&l);
+        for b in done.dropped.iter().rev() {
+            for tx in &b.txs {
+                // What no longer applies on the new branch is simply not taken back.
+                let _ = m.add(tx.clone(), &l);
+            }
         }
-        let back = self
-            .store
-            .rewind(l.genesis.clone(), to)
-            .map_err(|e| e.to_string())?;
-        tracing::warn!("reorganising: back from height {} to {to}", l.height());
-        *l = back;
-        Ok(())
+        Ok((done.applied, done.invalid))
     }
 
     /// Sends `msg` to every peer but `except`.
@@ -224,6 +238,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Arc<Shared>, NodeError> {
         scores: Mutex::new(Scores::new(ScoreConfig::default())),
         peers: Mutex::new(HashMap::new()),
         asked_to: std::sync::atomic::AtomicU64::new(0),
+        branch: Mutex::new(None),
         cfg,
     });
     let s = shared.clone();

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
+use super::branch;
 use super::outbox::PeerHandle;
 use super::{lock, Shared};
 use crate::p2p::{BlockIds, Conn, ConnError, Limits, Misbehaviour, Msg};
@@ -16,11 +17,11 @@ use crate::p2p::{BlockIds, Conn, ConnError, Limits, Misbehaviour, Msg};
 const HANDSHAKE: Duration = Duration::from_secs(10);
 const IDLE: Duration = Duration::from_secs(60);
 const SYNC_EVERY: Duration = Duration::from_millis(500);
-const HEADERS_PER_ASK: u32 = 500;
+pub const HEADERS_PER_ASK: u32 = 500;
 const BLOCKS_PER_ASK: usize = 64;
 
 /// Scores an offence; true when the peer is now banned (the caller drops it).
-fn offence(s: &Shared, peer: SocketAddr, kind: Misbehaviour, reason: String) -> bool {
+pub fn offence(s: &Shared, peer: SocketAddr, kind: Misbehaviour, reason: String) -> bool {
     match lock(&s.scores).record(peer, kind, reason.clone(), Instant::now()) {
         Some(ban) => {
             warn!("{ban}");
@@ -127,7 +128,7 @@ fn fail(s: &Shared, peer: SocketAddr, e: &ConnError) -> bool {
     banned || e.is_fatal()
 }
 
-fn reply(s: &Shared, key: SocketAddr, m: Msg) {
+pub fn reply(s: &Shared, key: SocketAddr, m: Msg) {
     if let Some(p) = lock(&s.peers).get(&key) {
         if !p.send(&m) {
             debug!("peer {key}: queue full, a {} dropped", m.name());
@@ -203,6 +204,20 @@ fn on_headers(
 ) -> bool {
     let height = lock(&s.ledger).height();
     if headers.is_empty() {
+        // Nothing after our tip: a peer that said it was ahead is not (or will not say),
+        // and is no longer asked first.
+        let claimed = {
+            let mut peers = lock(&s.peers);
+            let Some(p) = peers.get_mut(&key) else {
+                return true;
+            };
+            let lower = p.best_height.min(height);
+            std::mem::replace(&mut p.best_height, lower)
+        };
+        if claimed > height {
+            let why = format!("claimed height {claimed} and sent no header after {height}");
+            return !offence(s, peer, Misbehaviour::Undelivered, why);
+        }
         return true;
     }
     for (i, h) in headers.iter().enumerate() {
@@ -256,31 +271,26 @@ fn on_headers(
         );
         return true;
     }
+    if let Some(p) = lock(&s.peers).get_mut(&key) {
+        p.best_height = p
+            .best_height
+            .max(headers.last().map(|h| h.height).unwrap_or(0));
+    }
     if d.height <= height {
-        // A competing branch from d: take it only if it is better (longer, or as long
-        // with the lower block hash where the branches part). Its length is what these
-        // linked headers show, never what the peer claims.
+        // A competing branch from d. Its length is what these linked headers show, never
+        // what the peer claims; one shorter than ours cannot win. Its blocks are fetched and
+        // the switch is decided on them (`branch`, `reorg`): nothing is undone before.
         let their_len = headers.last().map(|h| h.height).unwrap_or(0);
-        let better = their_len > height
-            || (their_len == height && ours(d.height).is_some_and(|o| d.hash() < o));
-        if !better {
-            return true;
+        if their_len >= height {
+            branch::start(s, key, d.height - 1, &headers[split..], height);
         }
-        if let Err(e) = s.rewind(d.height - 1) {
-            warn!("peer {peer}: {e}");
-            return true;
-        }
+        return true;
     }
     let heights: Vec<u64> = headers[split..]
         .iter()
         .take(BLOCKS_PER_ASK)
         .map(|h| h.height)
         .collect();
-    if let Some(p) = lock(&s.peers).get_mut(&key) {
-        p.best_height = p
-            .best_height
-            .max(headers.last().map(|h| h.height).unwrap_or(0));
-    }
     if let Some(top) = heights.last() {
         s.asked_to.store(*top, std::sync::atomic::Ordering::Relaxed);
     }
@@ -304,12 +314,15 @@ fn producer_may_follow(s: &Shared, d: &crate::block::Header, height: u64) -> boo
 
 fn on_block(s: &Shared, key: SocketAddr, peer: SocketAddr, block: crate::block::Block) -> bool {
     let height = block.header.height;
-    if let Some(p) = lock(&s.peers).get_mut(&key) {
-        p.best_height = p.best_height.max(height);
+    if let Some(keep) = branch::on_block(s, key, peer, &block) {
+        return keep;
     }
     match s.accept_block(&block) {
         Ok(true) => {
             debug!("block {height} from peer {peer}");
+            if let Some(p) = lock(&s.peers).get_mut(&key) {
+                p.best_height = p.best_height.max(height);
+            }
             s.broadcast(&Msg::Block(block), Some(key));
             // The last block of a sync batch: ask for the next one now, not at the next tick.
             let ahead = lock(&s.peers)
@@ -355,11 +368,15 @@ pub fn limits() -> Limits {
     }
 }
 
-/// Every half second, asks the best peer that is ahead of us for the headers after our tip.
+/// Every half second, asks a peer that is ahead of us for the headers after our tip, in
+/// turn among those ahead (a peer that claims a height it does not serve is corrected by
+/// its empty answer, and cannot hold the node's sync).
 pub async fn sync_loop(s: Arc<Shared>) {
     let mut last = 0;
+    let mut turn = 0usize;
     loop {
         tokio::time::sleep(SYNC_EVERY).await;
+        branch::expire(&s);
         let height = lock(&s.ledger).height();
         // A batch is arriving (the height moved since the last tick): let it finish.
         let inflight =
@@ -368,11 +385,16 @@ pub async fn sync_loop(s: Arc<Shared>) {
         if inflight {
             continue;
         }
-        let best = lock(&s.peers)
-            .iter()
-            .filter(|(_, p)| p.best_height > height)
-            .max_by_key(|(_, p)| p.best_height)
-            .map(|(k, _)| *k);
+        turn = turn.wrapping_add(1);
+        let best = {
+            let peers = lock(&s.peers);
+            let ahead: Vec<SocketAddr> = peers
+                .iter()
+                .filter(|(_, p)| p.best_height > height)
+                .map(|(k, _)| *k)
+                .collect();
+            (!ahead.is_empty()).then(|| ahead[turn % ahead.len()])
+        };
         if let Some(k) = best {
             reply(
                 &s,

@@ -26,6 +26,8 @@ pub enum Misbehaviour {
     InvalidBlock,
     /// Data nobody asked for.
     Unrequested,
+    /// A height or blocks advertised and then not delivered when asked for.
+    Undelivered,
     /// More messages per second than the limit.
     Flood,
 }
@@ -40,6 +42,7 @@ impl Misbehaviour {
             Misbehaviour::FutureBlock => 10,
             Misbehaviour::InvalidBlock => 50,
             Misbehaviour::Unrequested => 10,
+            Misbehaviour::Undelivered => 10,
             Misbehaviour::Flood => 25,
         }
     }

@@ -38,8 +38,8 @@ fn fixture() -> Fixture {
     ];
     for i in 0..3 {
         let b = n.next(&ledger, if i == 1 { &txs } else { &[] });
-        let changes = ledger.apply(&b, T0 + 1_000).unwrap();
-        store.commit(&b, &changes, &ledger).unwrap();
+        let applied = ledger.apply(&b, T0 + 1_000).unwrap();
+        store.commit(&b, &applied, &ledger).unwrap();
     }
     Fixture {
         n,

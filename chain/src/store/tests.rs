@@ -17,8 +17,8 @@ fn chain_of(n: &crate::testnet::Net, store: &Store, blocks: usize) -> Ledger {
             },
         )];
         let b = n.next(&l, &txs);
-        let changes = l.apply(&b, T0 + 10_000).unwrap();
-        store.commit(&b, &changes, &l).unwrap();
+        let applied = l.apply(&b, T0 + 10_000).unwrap();
+        store.commit(&b, &applied, &l).unwrap();
     }
     l
 }
@@ -63,22 +63,132 @@ fn reindex_rebuilds_the_same_state_from_the_blocks() {
     assert_eq!(reopened.digest, l.digest);
 }
 
+/// A branch of `len` blocks from the stored block at `fork`, each paying `to`.
+fn branch(n: &crate::testnet::Net, store: &Store, fork: u64, len: u64, to: u8) -> Vec<Block> {
+    let mut l = store.load(n.genesis.clone()).unwrap();
+    let tip = l.height();
+    for h in (fork + 1..=tip).rev() {
+        let b = store.block_at(h).unwrap().unwrap();
+        l.undo(&b, &store.undo(h).unwrap().unwrap()).unwrap();
+    }
+    let nonce = l
+        .state
+        .account(&crate::address::Address::from_public_key(
+            &crate::testnet::pk(&n.wallet),
+        ))
+        .nonce;
+    let mut out = Vec::new();
+    for i in 0..len {
+        let tx = Tx::signed(
+            &n.wallet,
+            nonce + i,
+            5_000,
+            TxBody::Transfer {
+                to: crate::address::Address([to; 20]),
+                amount: COIN,
+            },
+        );
+        let b = n.next(&l, &[tx]);
+        l.apply(&b, T0 + 10_000).unwrap();
+        out.push(b);
+    }
+    out
+}
+
 #[test]
-fn rewind_goes_back_to_a_height_and_the_chain_grows_again_from_there() {
+fn a_switch_undoes_with_the_records_and_writes_the_branch_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let n = net(&[1]);
     let store = Store::open(dir.path()).unwrap();
-    let full = chain_of(&n, &store, 10);
-    let mut l = store.rewind(n.genesis.clone(), 4).unwrap();
-    assert_eq!(l.height(), 4);
+    let old = chain_of(&n, &store, 10);
+    let old6 = store.block_at(6).unwrap().unwrap();
+    let theirs = branch(&n, &store, 4, 7, 0xee);
+    // Undo to 4 with the records, then the branch: the same ledger as replaying it.
+    let mut l = old.clone();
+    let mut dropped = Vec::new();
+    let mut touched = BTreeSet::new();
+    for h in (5..=10).rev() {
+        let b = store.block_at(h).unwrap().unwrap();
+        let u = store.undo(h).unwrap().unwrap();
+        touched.extend(u.entries.iter().map(|(k, _)| k.clone()));
+        l.undo(&b, &u).unwrap();
+        dropped.push(b);
+    }
     assert_eq!(l.tip, store.block_at(4).unwrap().unwrap().header);
-    assert!(store.block_at(5).unwrap().is_none());
-    assert_eq!(store.load(n.genesis.clone()).unwrap().digest, l.digest);
-    assert_ne!(l.digest, full.digest);
-    let next = n.next(&l, &[]);
-    let changes = l.apply(&next, T0 + 10_000).unwrap();
-    store.commit(&next, &changes, &l).unwrap();
-    assert_eq!(store.load(n.genesis.clone()).unwrap().height(), 5);
+    let mut added = Vec::new();
+    for b in &theirs {
+        let a = l.apply(b, T0 + 10_000).unwrap();
+        touched.extend(a.changes.iter().map(|(k, _)| k.clone()));
+        added.push((b.clone(), a.undo));
+    }
+    store
+        .switch(
+            Switch {
+                dropped: &dropped,
+                added: &added,
+            },
+            &touched,
+            &l,
+        )
+        .unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    let back = store.load(n.genesis.clone()).unwrap();
+    assert_eq!((back.height(), back.digest), (11, l.digest));
+    assert_ne!(back.digest, old.digest);
+    assert_eq!(store.block_at(6).unwrap().unwrap(), theirs[1]);
+    assert!(store.transaction(&old6.txs[0].id()).unwrap().is_none());
+    let (found, _) = store.transaction(&theirs[1].txs[0].id()).unwrap().unwrap();
+    assert_eq!(found.header.height, 6);
+    // The old branch's bodies stay, by hash; the new one's undo records are there.
+    assert!(store.block(&old6.header.hash()).unwrap().is_some());
+    assert_eq!(store.undo(11).unwrap().unwrap().tip, theirs[5].header);
+    // A reindex from the blocks agrees with the switched state.
+    assert_eq!(store.reindex(n.genesis.clone()).unwrap().digest, l.digest);
+}
+
+#[test]
+fn a_state_that_does_not_match_the_tip_is_refused_at_open_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = net(&[1]);
+    let l = {
+        let store = Store::open(dir.path()).unwrap();
+        let l = chain_of(&n, &store, 3);
+        // An entry lost behind the store's back.
+        let wallet = crate::address::Address::from_public_key(&crate::testnet::pk(&n.wallet));
+        store
+            .db
+            .remove(key(STATE, &StateKey::Account(wallet).encode()))
+            .unwrap();
+        store.flush().unwrap();
+        l
+    };
+    let store = Store::open(dir.path()).unwrap();
+    let e = store.load(n.genesis.clone()).unwrap_err().to_string();
+    assert!(
+        e.contains("does not match the digest") && e.contains("--reindex"),
+        "{e}"
+    );
+    assert_eq!(store.reindex(n.genesis.clone()).unwrap().digest, l.digest);
+    assert_eq!(store.load(n.genesis.clone()).unwrap().height(), 3);
+}
+
+#[test]
+fn undo_records_are_kept_for_the_reorganisation_window_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = net(&[1]);
+    let store = Store::open(dir.path()).unwrap();
+    let l = chain_of(&n, &store, 3);
+    assert!(store.undo(3).unwrap().is_some());
+    // A block at UNDO_KEPT + 1 drops the record of block 1.
+    let mut batch = sled::Batch::default();
+    let mut far = store.block_at(3).unwrap().unwrap();
+    far.header.height = UNDO_KEPT + 1;
+    Store::put_block(&mut batch, &far, &store.undo(3).unwrap().unwrap());
+    store.db.apply_batch(batch).unwrap();
+    assert!(store.undo(1).unwrap().is_none());
+    assert!(store.undo(2).unwrap().is_some());
+    drop(l);
 }
 
 #[test]
@@ -109,19 +219,19 @@ fn a_store_in_the_old_five_tree_layout_is_refused_with_what_to_do() {
 }
 
 #[test]
-fn the_store_keeps_its_genesis_through_blocks_and_a_rewind() {
+fn the_store_keeps_its_genesis_through_blocks_and_a_reindex() {
     let dir = tempfile::tempdir().unwrap();
     let n = net(&[1, 2]);
     {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.genesis().unwrap(), None);
         chain_of(&n, &store, 5);
-        store.rewind(n.genesis.clone(), 3).unwrap();
+        store.reindex(n.genesis.clone()).unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.genesis().unwrap(), Some(n.genesis.clone()));
     // Its hash is the one the store was made for: loading with it works.
-    assert_eq!(store.load(n.genesis.clone()).unwrap().height(), 3);
+    assert_eq!(store.load(n.genesis.clone()).unwrap().height(), 5);
 }
 
 #[test]
