@@ -342,8 +342,24 @@ fn on_block(s: &Shared, key: SocketAddr, peer: SocketAddr, block: crate::block::
         }
         Ok(false) => true,
         Err(why) => {
-            // A block at a height we already have may simply be a sibling we lost to.
-            if why.contains("does not follow") || why.contains("parent is not the tip") {
+            // A block at a height we already have may simply be a sibling we lost to. One
+            // on a parent we do not have, at our height or above, is the tip of another
+            // branch: its headers (asked from a little below) say whether it is better.
+            if why.contains("parent is not the tip") {
+                let ours = lock(&s.ledger).height();
+                if height >= ours && height <= ours + 1 {
+                    reply(
+                        s,
+                        key,
+                        Msg::GetHeaders {
+                            from_height: height.saturating_sub(32).max(1),
+                            max: HEADERS_PER_ASK,
+                        },
+                    );
+                }
+                return true;
+            }
+            if why.contains("does not follow") {
                 return true;
             }
             let kind = if why.contains("in the future") {

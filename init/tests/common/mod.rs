@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod net;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_fluxnode");
 
 pub fn free_port() -> u16 {
