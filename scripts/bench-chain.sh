@@ -3,7 +3,9 @@
 # measured): ring's Ed25519 verification rate on one core, the import rate of blocks full of
 # transfers (decode + Ledger::apply + sled commit, and apply alone), their ratio (the goal is
 # at least 0.7: every transfer needs one signature check, so verification is the ceiling),
-# and the time for an empty node to sync 10,000 blocks from a peer over 127.0.0.1.
+# the time for an empty node to sync 10,000 blocks from a peer over 127.0.0.1, and at a
+# height of 10,000 the time of a 99-block reorganisation against importing 99 blocks
+# (goal: at most 2x).
 # Extra arguments go to the driver (--help lists them), e.g. --rounds 9 or --sync-blocks 0.
 #
 # To see where import time goes beyond the driver's own breakdown:
@@ -28,6 +30,15 @@ if awk -v r="$ratio" 'BEGIN { exit !(r >= 0.7) }'; then
   echo "goal ratio >= 0.7: met"
 else
   echo "goal ratio >= 0.7: NOT met"
+fi
+if [ -n "$(result reorg_ratio)" ]; then
+  echo "reorganisation of $(result reorg_depth) blocks: $(result reorg_secs) s;" \
+    "importing them: $(result reorg_import_secs) s; ratio $(result reorg_ratio)"
+  if awk -v r="$(result reorg_ratio)" 'BEGIN { exit !(r <= 2) }'; then
+    echo "goal reorganisation <= 2x import: met"
+  else
+    echo "goal reorganisation <= 2x import: NOT met"
+  fi
 fi
 if [ -n "$(result sync_secs)" ]; then
   echo "sync of $(result sync_blocks) blocks over loopback: $(result sync_secs) s" \

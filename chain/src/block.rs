@@ -149,6 +149,11 @@ impl Block {
         Ok(Block { header, txs })
     }
 
+    /// The header of an encoded block, without decoding its transactions.
+    pub fn header_of(bytes: &[u8]) -> Result<Header, DecodeError> {
+        Header::read(&mut Reader::new(bytes, "block"))
+    }
+
     /// Whether the header is signed by its producer and commits to these transactions.
     pub fn verify(&self) -> bool {
         self.header.verify() && self.header.tx_root == Self::tx_root(&self.txs)

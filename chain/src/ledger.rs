@@ -73,6 +73,32 @@ pub struct Ledger {
     pub counts: VecDeque<u32>,
 }
 
+/// The index of the first transaction whose signature does not verify, checking them on
+/// up to 4 threads (a block's transfers are mostly signature checks).
+pub fn first_bad_signature(txs: &[Tx]) -> Option<usize> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4);
+    if threads < 2 || txs.len() < 64 {
+        return txs.iter().position(|t| !t.verify());
+    }
+    let chunk = txs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = txs
+            .chunks(chunk)
+            .enumerate()
+            .map(|(n, part)| {
+                scope.spawn(move || part.iter().position(|t| !t.verify()).map(|i| n * chunk + i))
+            })
+            .collect();
+        parts
+            .into_iter()
+            .filter_map(|p| p.join().unwrap_or(Some(0)))
+            .min()
+    })
+}
+
 impl Ledger {
     /// The ledger at height 0.
     pub fn new(genesis: Genesis) -> Result<Self, GenesisError> {
@@ -178,8 +204,20 @@ impl Ledger {
         let mut state = self.state.clone();
         let mut fees: u64 = 0;
         let mut kept = Vec::new();
+        // A block's signatures are checked on every core first (a producer's own choice of
+        // transactions was checked as it chose them).
+        if !skip_bad {
+            if let Some(i) = first_bad_signature(txs) {
+                return Err(self.err(format!("transaction {i}: {}", TxError::Signature)));
+            }
+        }
         for (i, tx) in txs.iter().enumerate() {
-            match state.apply(tx, height, &self.params) {
+            let applied = if skip_bad {
+                state.apply(tx, height, &self.params)
+            } else {
+                state.apply_verified(tx, height, &self.params)
+            };
+            match applied {
                 Ok(fee) => {
                     fees = fees.saturating_add(fee);
                     kept.push(tx.clone());

@@ -255,6 +255,12 @@ impl State {
         if !tx.verify() {
             return Err(TxError::Signature);
         }
+        self.apply_verified(tx, height, p)
+    }
+
+    /// `apply` for a transaction whose signature has been checked already (a block's are
+    /// checked in parallel before they are applied in order).
+    pub fn apply_verified(&mut self, tx: &Tx, height: u64, p: &Params) -> Result<u64, TxError> {
         let sender = tx.sender();
         let acc = self.account(&sender);
         if tx.nonce != acc.nonce {

@@ -409,6 +409,31 @@ impl Store {
         self.flush()
     }
 
+    /// The hash of our block at `height` (one read of the height index).
+    pub fn hash_at(&self, height: u64) -> Result<Option<Hash>, StoreError> {
+        match self.get(HEIGHT, &height.to_be_bytes())? {
+            Some(h) => {
+                h.as_ref().try_into().map(Some).map_err(|_| {
+                    self.corrupt(format!("the hash at height {height} is not 32 bytes"))
+                })
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The header of our block at `height`, decoded without its transactions.
+    pub fn header_at(&self, height: u64) -> Result<Option<Header>, StoreError> {
+        let Some(hash) = self.get(HEIGHT, &height.to_be_bytes())? else {
+            return Ok(None);
+        };
+        let Some(bytes) = self.get(BLOCK, &hash)? else {
+            return Ok(None);
+        };
+        Block::header_of(&bytes)
+            .map(Some)
+            .map_err(|e| self.corrupt(e.to_string()))
+    }
+
     pub fn block_at(&self, height: u64) -> Result<Option<Block>, StoreError> {
         let Some(hash) = self.get(HEIGHT, &height.to_be_bytes())? else {
             return Ok(None);

@@ -8,7 +8,7 @@ mod branch;
 mod outbox;
 mod peer;
 mod produce;
-mod reorg;
+pub mod reorg;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -244,7 +244,13 @@ pub async fn start(cfg: NodeConfig) -> Result<Arc<Shared>, NodeError> {
     let s = shared.clone();
     tokio::spawn(crate::http::serve(rpc, s.cfg.token.clone(), move |req| {
         let s = s.clone();
-        async move { s.rpc(&req.body, req.authorized) }
+        // Methods read the store and take the ledger's lock: off the async workers.
+        async move {
+            tokio::task::spawn_blocking(move || s.rpc(&req.body, req.authorized))
+                .await
+                .ok()
+                .flatten()
+        }
     }));
     tokio::spawn(peer::listen(shared.clone(), p2p));
     for addr in shared.cfg.peers.clone() {

@@ -30,8 +30,18 @@ pub fn encode(msg: &Msg) -> Option<Body> {
     }
 }
 
+/// Store work a peer's requests may cost us, in reads a second (a header is one read, a
+/// block `BLOCK_READS`), and as a burst. An honest sync round (500 headers, then 64
+/// blocks) costs about 1,000; what is over the budget is not served, and is asked again.
+pub const SERVE_READS_PER_SEC: u32 = 20_000;
+pub const BLOCK_READS: u32 = 8;
+
 pub struct PeerHandle {
     pub best_height: u64,
+    /// Whether the peer dialed us.
+    pub inbound: bool,
+    /// What its requests may still cost (see `SERVE_READS_PER_SEC`).
+    pub serve: crate::p2p::Bucket,
     tx: mpsc::Sender<Body>,
     queued: Arc<AtomicUsize>,
     solicited: Solicited,
@@ -49,6 +59,12 @@ impl PeerHandle {
         let queued = Arc::new(AtomicUsize::new(0));
         let handle = PeerHandle {
             best_height,
+            inbound: false,
+            serve: crate::p2p::Bucket::new(
+                SERVE_READS_PER_SEC,
+                SERVE_READS_PER_SEC,
+                std::time::Instant::now(),
+            ),
             tx,
             queued: queued.clone(),
             solicited,

@@ -10,8 +10,9 @@ use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use super::branch;
-use super::outbox::PeerHandle;
+use super::outbox::{PeerHandle, BLOCK_READS};
 use super::{lock, Shared};
+use crate::p2p::msg::MAX_GET_BLOCKS;
 use crate::p2p::{BlockIds, Conn, ConnError, Limits, Misbehaviour, Msg};
 
 const HANDSHAKE: Duration = Duration::from_secs(10);
@@ -41,14 +42,33 @@ pub async fn listen(s: Arc<Shared>, listener: TcpListener) {
             continue;
         };
         let banned = lock(&s.scores).is_banned(addr.ip(), Instant::now());
-        let full = lock(&s.peers).len() >= s.cfg.max_peers;
-        if banned || full {
+        if banned || !inbound_room(&s, addr) {
             continue;
         }
         if let Ok(conn) = Conn::new(stream, limits()) {
-            tokio::spawn(run(s.clone(), conn));
+            tokio::spawn(run(s.clone(), conn, true));
         }
     }
+}
+
+/// The most peers that dialed us from one IP address.
+pub const MAX_INBOUND_PER_IP: usize = 4;
+
+/// Whether a peer dialing from `addr` may take a slot: at most `MAX_INBOUND_PER_IP` from
+/// its address, and a quarter of the slots (at least 2) kept for peers we dial.
+fn inbound_room(s: &Shared, addr: SocketAddr) -> bool {
+    let peers = lock(&s.peers);
+    let keep = (s.cfg.max_peers / 4).max(2);
+    let inbound = peers.values().filter(|p| p.inbound).count();
+    let same_ip = peers
+        .iter()
+        .filter(|(k, p)| p.inbound && k.ip() == addr.ip())
+        .count();
+    let room = inbound + keep < s.cfg.max_peers && same_ip < MAX_INBOUND_PER_IP;
+    if !room {
+        debug!("peer {addr}: refused ({inbound} inbound, {same_ip} from its address)");
+    }
+    room
 }
 
 /// Keeps a connection to `addr` up, redialing every few seconds.
@@ -58,15 +78,17 @@ pub async fn dial(s: Arc<Shared>, addr: SocketAddr) {
         let banned = lock(&s.scores).is_banned(addr.ip(), Instant::now());
         if !connected && !banned {
             if let Ok(conn) = Conn::connect(addr, limits(), HANDSHAKE).await {
-                run(s.clone(), conn).await;
+                run(s.clone(), conn, false).await;
             }
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 
-/// One peer: handshake, then its messages until it goes or is banned.
-async fn run(s: Arc<Shared>, mut conn: Conn) {
+/// One peer: handshake, then its messages until it goes or is banned. Each message is
+/// handled on tokio's blocking pool (it may read and write the store, and verify
+/// signatures), in order, so the async workers only move bytes.
+async fn run(s: Arc<Shared>, mut conn: Conn, inbound: bool) {
     let peer = conn.peer();
     let hello = match conn.handshake(&s.hello(), HANDSHAKE).await {
         Ok(h) => h,
@@ -87,7 +109,8 @@ async fn run(s: Arc<Shared>, mut conn: Conn) {
     };
     // The height a peer claims only says whom to ask first: it never makes a branch
     // better (on_headers measures a branch by the headers that came).
-    let (handle, outbox) = PeerHandle::new(hello.best_height, conn.solicited());
+    let (mut handle, outbox) = PeerHandle::new(hello.best_height, conn.solicited());
+    handle.inbound = inbound;
     {
         let mut peers = lock(&s.peers);
         if peers.contains_key(&key) || peers.len() >= s.cfg.max_peers {
@@ -104,7 +127,11 @@ async fn run(s: Arc<Shared>, mut conn: Conn) {
     loop {
         match reader.recv(IDLE).await {
             Ok(msg) => {
-                if !on_message(&s, key, peer, msg) {
+                let s2 = s.clone();
+                let keep = tokio::task::spawn_blocking(move || on_message(&s2, key, peer, msg))
+                    .await
+                    .unwrap_or(false);
+                if !keep {
                     break;
                 }
             }
@@ -149,23 +176,33 @@ fn on_message(s: &Shared, key: SocketAddr, peer: SocketAddr, msg: Msg) -> bool {
             return !offence(s, peer, Misbehaviour::Garbage, "a second hello".into());
         }
         Msg::GetHeaders { from_height, max } => {
+            // What the peer's budget allows, read without the blocks' transactions.
+            let want = max.min(crate::p2p::msg::MAX_HEADERS as u32);
+            let n = budget(s, key, want, 1);
             let mut headers = Vec::new();
-            for h in from_height..from_height.saturating_add(max.min(2000) as u64) {
-                match s.store.block_at(h) {
-                    Ok(Some(b)) => headers.push(b.header),
+            for h in from_height..from_height.saturating_add(n as u64) {
+                match s.store.header_at(h) {
+                    Ok(Some(hd)) => headers.push(hd),
                     _ => break,
                 }
             }
             reply(s, key, Msg::Headers(headers));
         }
         Msg::GetBlocks(ids) => {
+            let asked = match &ids {
+                BlockIds::Heights(v) => v.len(),
+                BlockIds::Hashes(v) => v.len(),
+            };
+            let n = budget(s, key, asked as u32, BLOCK_READS) as usize;
             let blocks: Vec<_> = match ids {
                 BlockIds::Heights(hs) => hs
                     .iter()
+                    .take(n)
                     .filter_map(|h| s.store.block_at(*h).ok().flatten())
                     .collect(),
                 BlockIds::Hashes(hs) => hs
                     .iter()
+                    .take(n)
                     .filter_map(|h| s.store.block(h).ok().flatten())
                     .collect(),
             };
@@ -196,6 +233,23 @@ fn on_message(s: &Shared, key: SocketAddr, peer: SocketAddr, msg: Msg) -> bool {
     true
 }
 
+/// How many of `want` items, each costing `reads` store reads, the peer's serve budget
+/// allows now (the rest is not served; an honest peer asks again).
+fn budget(s: &Shared, key: SocketAddr, want: u32, reads: u32) -> u32 {
+    let mut peers = lock(&s.peers);
+    let Some(p) = peers.get_mut(&key) else {
+        return 0;
+    };
+    let got = p
+        .serve
+        .take_up_to(want.saturating_mul(reads), Instant::now())
+        / reads;
+    if got < want {
+        debug!("peer {key}: serving {got} of {want} (its read budget)");
+    }
+    got
+}
+
 fn on_headers(
     s: &Shared,
     key: SocketAddr,
@@ -220,12 +274,10 @@ fn on_headers(
         }
         return true;
     }
-    for (i, h) in headers.iter().enumerate() {
-        if !h.verify() {
-            let why = format!("invalid header signature at height {}", h.height);
-            return !offence(s, peer, Misbehaviour::BadSignature, why);
-        }
-        if i > 0 && (h.height != headers[i - 1].height + 1 || h.prev != headers[i - 1].hash()) {
+    // Cheap checks first: the links (hashes), then where they leave our chain (the height
+    // index), and only then the signatures, of the headers that will be used.
+    for (i, h) in headers.iter().enumerate().skip(1) {
+        if h.height != headers[i - 1].height + 1 || h.prev != headers[i - 1].hash() {
             return !offence(
                 s,
                 peer,
@@ -235,14 +287,19 @@ fn on_headers(
         }
     }
     // Where the peer's headers leave our chain (the first one we do not have).
-    let ours = |h: u64| s.store.block_at(h).ok().flatten().map(|b| b.header.hash());
+    let ours = |h: u64| s.store.hash_at(h).ok().flatten();
     let Some(split) = headers
         .iter()
         .position(|h| h.height > height || ours(h.height) != Some(h.hash()))
     else {
         return true; // nothing new
     };
-    let d = &headers[split];
+    let headers = &headers[split..headers.len().min(split + MAX_GET_BLOCKS)];
+    if let Some(h) = headers.iter().find(|h| !h.verify()) {
+        let why = format!("invalid header signature at height {}", h.height);
+        return !offence(s, peer, Misbehaviour::BadSignature, why);
+    }
+    let d = &headers[0];
     let parent_ok = d.height == 1 || ours(d.height - 1) == Some(d.prev);
     if parent_ok && !producer_may_follow(s, d, height) {
         debug!(
@@ -282,11 +339,11 @@ fn on_headers(
         // the switch is decided on them (`branch`, `reorg`): nothing is undone before.
         let their_len = headers.last().map(|h| h.height).unwrap_or(0);
         if their_len >= height {
-            branch::start(s, key, d.height - 1, &headers[split..], height);
+            branch::start(s, key, d.height - 1, headers, height);
         }
         return true;
     }
-    let heights: Vec<u64> = headers[split..]
+    let heights: Vec<u64> = headers
         .iter()
         .take(BLOCKS_PER_ASK)
         .map(|h| h.height)

@@ -23,52 +23,57 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Produces in every slot where this node ranks, once its rank's delay has passed.
+/// Produces in every slot where this node ranks, once its rank's delay has passed. Each
+/// tick runs on tokio's blocking pool: producing applies a block and writes it to the store.
 pub async fn produce_loop(s: Arc<Shared>) {
-    let me = keys::public(&s.cfg.key);
     loop {
         tokio::time::sleep(TICK).await;
-        let now = now_ms();
-        let block = {
-            let l = lock(&s.ledger);
-            let slot_ms = l.genesis.slot_secs * 1000;
-            let slot = l.slot_of(now / 1000);
-            if slot <= l.tip.slot {
-                continue;
-            }
-            let Some(rank) = l.rank(&me, slot) else {
-                continue;
-            };
-            let start = l.genesis.time * 1000 + slot * slot_ms;
-            if now
-                < start
-                    + crate::consensus::rank_delay(rank, Duration::from_millis(slot_ms)).as_millis()
-                        as u64
-            {
-                continue;
-            }
-            let txs = lock(&s.mempool).txs();
-            match l.produce(&s.cfg.key, slot, now / 1000, &txs, MAX_TXS) {
-                Ok(b) => b,
-                Err(e) => {
-                    warn!("cannot produce in slot {slot}: {e}");
-                    continue;
-                }
-            }
-        };
-        match s.accept_block(&block) {
-            Ok(true) => {
-                info!(
-                    "produced block {} in slot {} with {} transaction(s)",
-                    block.header.height,
-                    block.header.slot,
-                    block.txs.len()
-                );
-                s.broadcast(&Msg::Block(block), None);
-            }
-            Ok(false) => {}
-            Err(e) => warn!("own block refused: {e}"),
+        let s2 = s.clone();
+        let _ = tokio::task::spawn_blocking(move || tick(&s2)).await;
+    }
+}
+
+/// Produces now if this node may: a slot after the tip's, where it ranks and its delay is
+/// over.
+fn tick(s: &Shared) {
+    let me = keys::public(&s.cfg.key);
+    let now = now_ms();
+    let block = {
+        let l = lock(&s.ledger);
+        let slot_ms = l.genesis.slot_secs * 1000;
+        let slot = l.slot_of(now / 1000);
+        if slot <= l.tip.slot {
+            return;
         }
+        let Some(rank) = l.rank(&me, slot) else {
+            return;
+        };
+        let start = l.genesis.time * 1000 + slot * slot_ms;
+        let delay = crate::consensus::rank_delay(rank, Duration::from_millis(slot_ms));
+        if now < start + delay.as_millis() as u64 {
+            return;
+        }
+        let txs = lock(&s.mempool).txs();
+        match l.produce(&s.cfg.key, slot, now / 1000, &txs, MAX_TXS) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!("cannot produce in slot {slot}: {e}");
+                return;
+            }
+        }
+    };
+    match s.accept_block(&block) {
+        Ok(true) => {
+            info!(
+                "produced block {} in slot {} with {} transaction(s)",
+                block.header.height,
+                block.header.slot,
+                block.txs.len()
+            );
+            s.broadcast(&Msg::Block(block), None);
+        }
+        Ok(false) => {}
+        Err(e) => warn!("own block refused: {e}"),
     }
 }
 
@@ -78,6 +83,12 @@ pub async fn confirm_loop(s: Arc<Shared>) {
     let me = keys::public(&s.cfg.key);
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
+        // PID1's report is asked for outside the ledger's lock (its socket may be slow).
+        let s2 = s.clone();
+        let Ok(workload) = tokio::task::spawn_blocking(move || s2.cfg.workload.report()).await
+        else {
+            continue;
+        };
         let tx = {
             let l = lock(&s.ledger);
             let Some(node) = l.state.nodes.get(&me) else {
@@ -102,7 +113,7 @@ pub async fn confirm_loop(s: Arc<Shared>) {
             let body = TxBody::NodeConfirm {
                 bench_tier: s.cfg.bench_tier,
                 bench_report: s.cfg.bench_report.clone(),
-                workload: s.cfg.workload.report(),
+                workload,
             };
             Tx::signed(&s.cfg.key, nonce, 0, body)
         };

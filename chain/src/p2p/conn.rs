@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
+use super::bucket::Bucket;
 use super::frame::{write_frame, FrameError, FrameReader, MAX_FRAME};
 use super::msg::{is_reply, Hello, Msg, PROTOCOL_VERSION};
 use super::score::{human, Misbehaviour};
@@ -151,38 +152,6 @@ impl ConnError {
             | ConnErrorKind::Unsendable(_) => false,
             ConnErrorKind::Timeout { waiting_for, .. } => *waiting_for != "message",
             ConnErrorKind::Mismatch { .. } | ConnErrorKind::NotHello { .. } => true,
-        }
-    }
-}
-
-/// A token bucket: `rate` tokens a second, at most `burst`.
-#[derive(Debug)]
-struct Bucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    fn new(rate: u32, burst: u32, now: Instant) -> Self {
-        Bucket {
-            rate: rate.into(),
-            burst: burst.max(1).into(),
-            tokens: burst.max(1).into(),
-            at: now,
-        }
-    }
-
-    fn take(&mut self, now: Instant) -> bool {
-        let dt = now.saturating_duration_since(self.at).as_secs_f64();
-        self.at = self.at.max(now);
-        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
         }
     }
 }

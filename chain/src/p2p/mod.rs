@@ -3,6 +3,7 @@
 //! connections with a checked handshake and bounded receiving, and misbehaviour scores that
 //! ban peers for a while.
 
+pub mod bucket;
 pub mod conn;
 pub mod frame;
 pub mod msg;
@@ -10,6 +11,7 @@ pub mod score;
 #[cfg(test)]
 mod tests;
 
+pub use bucket::Bucket;
 pub use conn::{Conn, ConnError, ConnErrorKind, ConnReader, ConnWriter, Limits, Solicited};
 pub use frame::{read_frame, write_frame, FrameError, FrameReader, MAX_FRAME};
 pub use msg::{is_reply, BlockIds, Hello, Msg, PROTOCOL_VERSION};
