@@ -48,6 +48,8 @@ pub struct Rpc<'a> {
     pub authorized: bool,
     pub peers: usize,
     pub version: &'a str,
+    /// What the calls admitted and made ready: the caller sends it to the peers.
+    pub relay: Vec<Tx>,
 }
 
 struct Fail(i64, String);
@@ -181,11 +183,12 @@ impl Rpc<'_> {
                     .ok_or_else(|| fail(-32602, "expected the transaction as hex"))?;
                 let bytes = hex::decode(s).map_err(|_| fail(-22, "TX decode failed: not hex"))?;
                 let tx = Tx::decode(&bytes).map_err(|e| fail(-22, format!("TX decode failed: {e}")))?;
-                let id = self
+                let admitted = self
                     .mempool
                     .add(tx, l)
                     .map_err(|e| fail(-26, format!("transaction refused: {e}")))?;
-                json!(hex::encode(id))
+                self.relay.extend(admitted.relay);
+                json!(hex::encode(admitted.id))
             }
             "getbalance" => {
                 let a: Address = params[0]

@@ -118,7 +118,12 @@ impl Shared {
         self.store
             .commit(block, &changes, &l)
             .map_err(|e| format!("store: {e}"))?;
-        lock(&self.mempool).prune(&l);
+        let ready = lock(&self.mempool).prune(&l);
+        drop(l);
+        // What the block made ready (a gap it filled) goes to the peers now.
+        for tx in ready {
+            self.broadcast(&Msg::Tx(tx), None);
+        }
         Ok(true)
     }
 
@@ -158,7 +163,6 @@ impl Shared {
         let l = lock(&self.ledger);
         let mut m = lock(&self.mempool);
         let peers = lock(&self.peers).len();
-        let before = m.len();
         let mut rpc = Rpc {
             ledger: &l,
             store: &self.store,
@@ -166,17 +170,14 @@ impl Shared {
             authorized,
             peers,
             version: env!("CARGO_PKG_VERSION"),
+            relay: Vec::new(),
         };
         let out = rpc.handle(body);
-        // A transaction sent over RPC goes to the peers too.
-        let fresh: Vec<_> = if m.len() > before {
-            m.txs()
-        } else {
-            Vec::new()
-        };
+        // What a sendrawtransaction admitted and made ready goes to the peers, and only that.
+        let relay = std::mem::take(&mut rpc.relay);
         drop(m);
         drop(l);
-        for tx in fresh {
+        for tx in relay {
             self.broadcast(&Msg::Tx(tx), None);
         }
         out.map(|v| v.to_string().into_bytes())

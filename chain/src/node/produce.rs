@@ -76,6 +76,7 @@ pub async fn produce_loop(s: Arc<Shared>) {
 /// again each time the re-confirm wait has passed, with the current workload report.
 pub async fn confirm_loop(s: Arc<Shared>) {
     let me = keys::public(&s.cfg.key);
+    let mut last_refusal = None;
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let tx = {
@@ -88,14 +89,9 @@ pub async fn confirm_loop(s: Arc<Shared>) {
                 NodeStatus::Confirmed { last } => l.height() + 1 >= last + l.params.reconfirm_min,
                 NodeStatus::Stopping { .. } => false,
             };
-            let nonce = l
-                .state
-                .account(&crate::address::Address::from_public_key(&me))
-                .nonce;
-            let pending = lock(&s.mempool)
-                .txs()
-                .iter()
-                .any(|t| t.signer == me && t.nonce >= nonce);
+            let account = crate::address::Address::from_public_key(&me);
+            let nonce = l.state.account(&account).nonce;
+            let pending = lock(&s.mempool).pending_from(&account) > 0;
             if !due || pending {
                 continue;
             }
@@ -106,12 +102,22 @@ pub async fn confirm_loop(s: Arc<Shared>) {
             };
             Tx::signed(&s.cfg.key, nonce, 0, body)
         };
-        let added = {
+        let admitted = {
             let l = lock(&s.ledger);
-            lock(&s.mempool).add(tx.clone(), &l).is_ok()
+            lock(&s.mempool).add(tx, &l)
         };
-        if added {
-            s.broadcast(&Msg::Tx(tx), None);
+        match admitted {
+            Ok(a) => {
+                for t in a.relay {
+                    s.broadcast(&Msg::Tx(t), None);
+                }
+            }
+            // Said once, not every half second while it lasts.
+            Err(e) if last_refusal.as_ref() != Some(&e) => {
+                warn!("own confirm refused: {e}");
+                last_refusal = Some(e);
+            }
+            Err(_) => {}
         }
     }
 }

@@ -59,6 +59,7 @@ impl Fixture {
             authorized,
             peers: 2,
             version: "test",
+            relay: Vec::new(),
         };
         let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
         rpc.handle(body.to_string().as_bytes()).unwrap()
@@ -201,6 +202,7 @@ fn errors_are_json_rpc_errors() {
         authorized: false,
         peers: 0,
         version: "test",
+        relay: Vec::new(),
     };
     assert_eq!(rpc.handle(b"{not json").unwrap()["error"]["code"], -32700);
     assert_eq!(rpc.handle(b"[]").unwrap()["error"]["code"], -32600);
