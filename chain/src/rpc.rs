@@ -17,8 +17,9 @@ use crate::store::Store;
 use crate::tx::{Hash, PublicKey, Tier, Tx, COIN};
 
 /// The methods, in the order `help` would list them.
-pub const METHODS: [&str; 17] = [
+pub const METHODS: [&str; 18] = [
     "getinfo",
+    "getmempoolinfo",
     "getblockcount",
     "getbestblockhash",
     "getblockhash",
@@ -133,6 +134,11 @@ impl Rpc<'_> {
                 "bestblockhash": hex::encode(l.tip.hash()), "connections": self.peers,
                 "target": format!("{:016x}", l.target), "mempool": self.mempool.len(),
             }),
+            "getmempoolinfo" => {
+                let m = &self.mempool;
+                json!({"size": m.len(), "bytes": m.bytes(), "ready": m.ready(),
+                       "maxtxs": m.limits().max_txs, "maxbytes": m.limits().max_bytes})
+            }
             "getblockcount" => json!(l.height()),
             "getbestblockhash" => json!(hex::encode(l.tip.hash())),
             "getblockhash" => {

@@ -147,7 +147,13 @@ fn every_method_answers() {
         Value::Null,
         "in the mempool"
     );
-    assert_eq!(METHODS.len(), 17);
+    let pool = f.ok("getmempoolinfo", json!([]));
+    assert_eq!(
+        (pool["size"].as_u64(), pool["ready"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(pool["bytes"].as_u64(), Some(t.encode().len() as u64));
+    assert_eq!(METHODS.len(), 18);
 }
 
 #[test]
