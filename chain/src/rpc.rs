@@ -17,8 +17,9 @@ use crate::store::Store;
 use crate::tx::{Hash, PublicKey, Tier, Tx, COIN};
 
 /// The methods, in the order `help` would list them.
-pub const METHODS: [&str; 17] = [
+pub const METHODS: [&str; 18] = [
     "getinfo",
+    "getmempoolinfo",
     "getblockcount",
     "getbestblockhash",
     "getblockhash",
@@ -48,6 +49,8 @@ pub struct Rpc<'a> {
     pub authorized: bool,
     pub peers: usize,
     pub version: &'a str,
+    /// What the calls admitted and made ready: the caller sends it to the peers.
+    pub relay: Vec<Tx>,
 }
 
 struct Fail(i64, String);
@@ -131,6 +134,11 @@ impl Rpc<'_> {
                 "bestblockhash": hex::encode(l.tip.hash()), "connections": self.peers,
                 "target": format!("{:016x}", l.target), "mempool": self.mempool.len(),
             }),
+            "getmempoolinfo" => {
+                let m = &self.mempool;
+                json!({"size": m.len(), "bytes": m.bytes(), "ready": m.ready(),
+                       "maxtxs": m.limits().max_txs, "maxbytes": m.limits().max_bytes})
+            }
             "getblockcount" => json!(l.height()),
             "getbestblockhash" => json!(hex::encode(l.tip.hash())),
             "getblockhash" => {
@@ -181,11 +189,12 @@ impl Rpc<'_> {
                     .ok_or_else(|| fail(-32602, "expected the transaction as hex"))?;
                 let bytes = hex::decode(s).map_err(|_| fail(-22, "TX decode failed: not hex"))?;
                 let tx = Tx::decode(&bytes).map_err(|e| fail(-22, format!("TX decode failed: {e}")))?;
-                let id = self
+                let admitted = self
                     .mempool
                     .add(tx, l)
                     .map_err(|e| fail(-26, format!("transaction refused: {e}")))?;
-                json!(hex::encode(id))
+                self.relay.extend(admitted.relay);
+                json!(hex::encode(admitted.id))
             }
             "getbalance" => {
                 let a: Address = params[0]

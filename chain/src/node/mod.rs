@@ -122,7 +122,12 @@ impl Shared {
         self.store
             .commit(block, &applied, &l)
             .map_err(|e| format!("store: {e}"))?;
-        lock(&self.mempool).prune(&l);
+        let ready = lock(&self.mempool).prune(&l);
+        drop(l);
+        // What the block made ready (a gap it filled) goes to the peers now.
+        for tx in ready {
+            self.broadcast(&Msg::Tx(tx), None);
+        }
         Ok(true)
     }
 
@@ -145,13 +150,23 @@ impl Shared {
             done.applied,
             l.height()
         );
-        let mut m = lock(&self.mempool);
-        m.prune(&l);
-        for b in done.dropped.iter().rev() {
-            for tx in &b.txs {
-                // What no longer applies on the new branch is simply not taken back.
-                let _ = m.add(tx.clone(), &l);
-            }
+        let mut ready = {
+            let mut m = lock(&self.mempool);
+            let mut ready = m.prune(&l);
+            // What no longer applies on the new branch is simply not taken back.
+            let dropped: Vec<_> = done
+                .dropped
+                .iter()
+                .rev()
+                .flat_map(|b| b.txs.clone())
+                .collect();
+            ready.extend(m.restore(dropped, &l));
+            ready
+        };
+        drop(l);
+        ready.dedup_by_key(|t| t.id());
+        for tx in ready {
+            self.broadcast(&Msg::Tx(tx), None);
         }
         Ok((done.applied, done.invalid))
     }
@@ -172,7 +187,6 @@ impl Shared {
         let l = lock(&self.ledger);
         let mut m = lock(&self.mempool);
         let peers = lock(&self.peers).len();
-        let before = m.len();
         let mut rpc = Rpc {
             ledger: &l,
             store: &self.store,
@@ -180,17 +194,14 @@ impl Shared {
             authorized,
             peers,
             version: env!("CARGO_PKG_VERSION"),
+            relay: Vec::new(),
         };
         let out = rpc.handle(body);
-        // A transaction sent over RPC goes to the peers too.
-        let fresh: Vec<_> = if m.len() > before {
-            m.txs()
-        } else {
-            Vec::new()
-        };
+        // What a sendrawtransaction admitted and made ready goes to the peers, and only that.
+        let relay = std::mem::take(&mut rpc.relay);
         drop(m);
         drop(l);
-        for tx in fresh {
+        for tx in relay {
             self.broadcast(&Msg::Tx(tx), None);
         }
         out.map(|v| v.to_string().into_bytes())

@@ -213,20 +213,34 @@ fn on_message(s: &Shared, key: SocketAddr, peer: SocketAddr, msg: Msg) -> bool {
         Msg::Headers(headers) => return on_headers(s, key, peer, headers),
         Msg::Block(block) => return on_block(s, key, peer, block),
         Msg::Tx(tx) => {
-            if !tx.verify() {
-                return !offence(
-                    s,
-                    peer,
-                    Misbehaviour::BadSignature,
-                    "transaction with a bad signature".into(),
-                );
-            }
-            let added = {
+            let id = tx.id();
+            let admitted = {
                 let l = lock(&s.ledger);
-                lock(&s.mempool).add(tx.clone(), &l).is_ok()
+                lock(&s.mempool).add(tx, &l)
             };
-            if added {
-                s.broadcast(&Msg::Tx(tx), Some(key));
+            match admitted {
+                // Only what was admitted and is ready goes on; the peer has the transaction
+                // it sent, not necessarily those of its sender that were waiting on it.
+                Ok(a) => {
+                    for t in a.relay {
+                        let from = (t.id() == id).then_some(key);
+                        s.broadcast(&Msg::Tx(t), from);
+                    }
+                }
+                Err(e) if e.is_peer_fault() => {
+                    return !offence(
+                        s,
+                        peer,
+                        Misbehaviour::BadSignature,
+                        format!("transaction {}: {e}", hex::encode(&id[..8])),
+                    );
+                }
+                // A full pool, a sender at its limit or a tip that differs from the
+                // peer's: an honest peer may send these, so they cost it nothing.
+                Err(e) => debug!(
+                    "peer {peer}: transaction {} refused: {e}",
+                    hex::encode(&id[..8])
+                ),
             }
         }
     }

@@ -81,48 +81,61 @@ fn tick(s: &Shared) {
 /// again each time the re-confirm wait has passed, with the current workload report.
 pub async fn confirm_loop(s: Arc<Shared>) {
     let me = keys::public(&s.cfg.key);
+    let mut last_refusal = None;
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
+        let account = crate::address::Address::from_public_key(&me);
+        let due = |s: &Shared| {
+            let l = lock(&s.ledger);
+            let due = l
+                .state
+                .nodes
+                .get(&me)
+                .is_some_and(|node| match node.status {
+                    NodeStatus::Started => true,
+                    NodeStatus::Confirmed { last } => {
+                        l.height() + 1 >= last + l.params.reconfirm_min
+                    }
+                    NodeStatus::Stopping { .. } => false,
+                });
+            let pending = lock(&s.mempool).pending_from(&account) > 0;
+            (due && !pending).then(|| l.state.account(&account).nonce)
+        };
+        if due(&s).is_none() {
+            continue;
+        }
         // PID1's report is asked for outside the ledger's lock (its socket may be slow).
         let s2 = s.clone();
         let Ok(workload) = tokio::task::spawn_blocking(move || s2.cfg.workload.report()).await
         else {
             continue;
         };
-        let tx = {
+        // Still due on the tip of now (it may have moved while PID1 answered).
+        let Some(nonce) = due(&s) else {
+            continue;
+        };
+        let body = TxBody::NodeConfirm {
+            bench_tier: s.cfg.bench_tier,
+            bench_report: s.cfg.bench_report.clone(),
+            workload,
+        };
+        let tx = Tx::signed(&s.cfg.key, nonce, 0, body);
+        let admitted = {
             let l = lock(&s.ledger);
-            let Some(node) = l.state.nodes.get(&me) else {
-                continue;
-            };
-            let due = match node.status {
-                NodeStatus::Started => true,
-                NodeStatus::Confirmed { last } => l.height() + 1 >= last + l.params.reconfirm_min,
-                NodeStatus::Stopping { .. } => false,
-            };
-            let nonce = l
-                .state
-                .account(&crate::address::Address::from_public_key(&me))
-                .nonce;
-            let pending = lock(&s.mempool)
-                .txs()
-                .iter()
-                .any(|t| t.signer == me && t.nonce >= nonce);
-            if !due || pending {
-                continue;
+            lock(&s.mempool).add(tx, &l)
+        };
+        match admitted {
+            Ok(a) => {
+                for t in a.relay {
+                    s.broadcast(&Msg::Tx(t), None);
+                }
             }
-            let body = TxBody::NodeConfirm {
-                bench_tier: s.cfg.bench_tier,
-                bench_report: s.cfg.bench_report.clone(),
-                workload,
-            };
-            Tx::signed(&s.cfg.key, nonce, 0, body)
-        };
-        let added = {
-            let l = lock(&s.ledger);
-            lock(&s.mempool).add(tx.clone(), &l).is_ok()
-        };
-        if added {
-            s.broadcast(&Msg::Tx(tx), None);
+            // Said once, not every half second while it lasts.
+            Err(e) if last_refusal.as_ref() != Some(&e) => {
+                warn!("own confirm refused: {e}");
+                last_refusal = Some(e);
+            }
+            Err(_) => {}
         }
     }
 }

@@ -59,6 +59,7 @@ impl Fixture {
             authorized,
             peers: 2,
             version: "test",
+            relay: Vec::new(),
         };
         let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
         rpc.handle(body.to_string().as_bytes()).unwrap()
@@ -146,7 +147,13 @@ fn every_method_answers() {
         Value::Null,
         "in the mempool"
     );
-    assert_eq!(METHODS.len(), 17);
+    let pool = f.ok("getmempoolinfo", json!([]));
+    assert_eq!(
+        (pool["size"].as_u64(), pool["ready"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(pool["bytes"].as_u64(), Some(t.encode().len() as u64));
+    assert_eq!(METHODS.len(), 18);
 }
 
 #[test]
@@ -201,6 +208,7 @@ fn errors_are_json_rpc_errors() {
         authorized: false,
         peers: 0,
         version: "test",
+        relay: Vec::new(),
     };
     assert_eq!(rpc.handle(b"{not json").unwrap()["error"]["code"], -32700);
     assert_eq!(rpc.handle(b"[]").unwrap()["error"]["code"], -32600);
