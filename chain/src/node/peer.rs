@@ -2,6 +2,7 @@
 //! its messages and one that writes ours, headers-first sync toward the best peer, gossip,
 //! and misbehaviour scores that ban a peer for a while.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,21 +55,27 @@ pub async fn listen(s: Arc<Shared>, listener: TcpListener) {
 /// The most peers that dialed us from one IP address.
 pub const MAX_INBOUND_PER_IP: usize = 4;
 
-/// Whether a peer dialing from `addr` may take a slot: at most `MAX_INBOUND_PER_IP` from
-/// its address, and a quarter of the slots (at least 2) kept for peers we dial.
-fn inbound_room(s: &Shared, addr: SocketAddr) -> bool {
-    let peers = lock(&s.peers);
-    let keep = (s.cfg.max_peers / 4).max(2);
+/// Whether a peer dialing from `addr` may take a slot among `peers`: at most
+/// `MAX_INBOUND_PER_IP` from its address, and a quarter of the slots (at least 2) kept for
+/// peers we dial.
+fn room_for(peers: &HashMap<SocketAddr, PeerHandle>, max_peers: usize, addr: SocketAddr) -> bool {
+    let keep = (max_peers / 4).max(2);
     let inbound = peers.values().filter(|p| p.inbound).count();
     let same_ip = peers
         .iter()
         .filter(|(k, p)| p.inbound && k.ip() == addr.ip())
         .count();
-    let room = inbound + keep < s.cfg.max_peers && same_ip < MAX_INBOUND_PER_IP;
+    let room = inbound + keep < max_peers && same_ip < MAX_INBOUND_PER_IP;
     if !room {
         debug!("peer {addr}: refused ({inbound} inbound, {same_ip} from its address)");
     }
     room
+}
+
+/// The check at accept (before the handshake costs anything); `run` checks again when the
+/// peer takes its slot.
+fn inbound_room(s: &Shared, addr: SocketAddr) -> bool {
+    room_for(&lock(&s.peers), s.cfg.max_peers, addr)
 }
 
 /// Keeps a connection to `addr` up, redialing every few seconds.
@@ -113,7 +120,9 @@ async fn run(s: Arc<Shared>, mut conn: Conn, inbound: bool) {
     handle.inbound = inbound;
     {
         let mut peers = lock(&s.peers);
-        if peers.contains_key(&key) || peers.len() >= s.cfg.max_peers {
+        let full =
+            peers.len() >= s.cfg.max_peers || (inbound && !room_for(&peers, s.cfg.max_peers, peer));
+        if peers.contains_key(&key) || full {
             return;
         }
         peers.insert(key, handle);
