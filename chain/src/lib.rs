@@ -9,6 +9,7 @@ pub mod assign;
 pub mod attest;
 pub mod block;
 pub mod consensus;
+pub mod consent;
 pub mod encode;
 pub mod entry;
 pub mod genesis;

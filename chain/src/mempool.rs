@@ -1,7 +1,7 @@
 //! The mempool: transactions waiting for a block, bounded in count and bytes. A
-//! transaction is admitted when its signature verifies, its fee meets the minimum, its
-//! nonce is not spent and its signer's balance covers the fee; the full rules run when a
-//! block is built. Applied transactions and the ones a new tip makes stale are dropped.
+//! transaction is admitted when its signature verifies for this chain, its fee meets the
+//! minimum, its nonce is not spent, its signer's balance covers the fee and, for a node
+//! start, the node key's consent verifies; the full rules run when a block is built. Applied transactions and the ones a new tip makes stale are dropped.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +21,8 @@ pub enum MempoolError {
     Nonce(u64, u64),
     #[error("balance {0} does not cover the fee {1}")]
     Funds(u64, u64),
+    #[error(transparent)]
+    Refused(#[from] crate::state::TxError),
     #[error("already known")]
     Known,
     #[error("the mempool is full")]
@@ -40,9 +42,10 @@ impl Mempool {
         if self.txs.contains_key(&id) {
             return Err(MempoolError::Known);
         }
-        if !tx.verify() {
+        if !tx.verify(&ledger.params.chain) {
             return Err(MempoolError::Signature);
         }
+        crate::consent::check_tx(&tx, &ledger.params.chain)?;
         let free = matches!(tx.body, TxBody::NodeConfirm { .. });
         let min = ledger.params.min_fee;
         if !free && tx.fee < min {
@@ -106,17 +109,24 @@ mod tests {
         let n = net(&[1]);
         let mut l = Ledger::new(n.genesis.clone()).unwrap();
         let mut m = Mempool::default();
+        let c = l.params.chain;
         let to = Address([1; 20]);
-        let t0 = Tx::signed(&n.wallet, 0, 5_000, TxBody::Transfer { to, amount: COIN });
+        let t0 = Tx::signed(
+            &n.wallet,
+            &c,
+            0,
+            5_000,
+            TxBody::Transfer { to, amount: COIN },
+        );
         let id = m.add(t0.clone(), &l).unwrap();
         assert_eq!(m.add(t0.clone(), &l), Err(MempoolError::Known));
-        let cheap = Tx::signed(&n.wallet, 1, 1, TxBody::Transfer { to, amount: 1 });
+        let cheap = Tx::signed(&n.wallet, &c, 1, 1, TxBody::Transfer { to, amount: 1 });
         assert_eq!(m.add(cheap, &l), Err(MempoolError::Fee(1, 1_000)));
-        let mut forged = Tx::signed(&n.wallet, 1, 5_000, TxBody::Transfer { to, amount: 1 });
+        let mut forged = Tx::signed(&n.wallet, &c, 1, 5_000, TxBody::Transfer { to, amount: 1 });
         forged.nonce = 2;
         assert_eq!(m.add(forged, &l), Err(MempoolError::Signature));
         let broke = crate::tx::tests::key();
-        let t = Tx::signed(&broke, 0, 5_000, TxBody::Transfer { to, amount: 1 });
+        let t = Tx::signed(&broke, &c, 0, 5_000, TxBody::Transfer { to, amount: 1 });
         assert_eq!(m.add(t, &l), Err(MempoolError::Funds(0, 5_000)));
         let b = n.next(&l, &m.txs());
         assert_eq!(b.txs.len(), 1);
@@ -124,5 +134,24 @@ mod tests {
         m.prune(&l);
         assert!(m.get(&id).is_none() && m.is_empty());
         assert_eq!(m.add(t0, &l), Err(MempoolError::Nonce(0, 1)));
+        let elsewhere = Tx::signed(
+            &n.wallet,
+            &[9; 32],
+            1,
+            5_000,
+            TxBody::Transfer { to, amount: 1 },
+        );
+        assert_eq!(m.add(elsewhere, &l), Err(MempoolError::Signature));
+        let node = crate::tx::tests::key();
+        let start = TxBody::NodeStart {
+            tier: crate::tx::Tier::Cumulus,
+            node_key: crate::testnet::pk(&node),
+            endpoint: "127.0.0.1:1".into(),
+            consent: [0; 64],
+        };
+        let e = m
+            .add(Tx::signed(&n.wallet, &c, 1, 5_000, start), &l)
+            .unwrap_err();
+        assert!(e.to_string().contains("carries no consent"), "{e}");
     }
 }

@@ -70,6 +70,9 @@ pub struct NodeConfig {
     /// The tier of this node's benchmark, and its signed report, sent with its confirms.
     pub bench_tier: Option<crate::tx::Tier>,
     pub bench_report: Vec<u8>,
+    /// The owner this node confirms for: registered by anyone else, or with no owner set,
+    /// it sends no confirms.
+    pub owner: Option<crate::address::Address>,
 }
 
 pub struct Shared {
@@ -123,14 +126,14 @@ impl Shared {
     }
 
     /// Goes back to block `to` for a reorganisation onto a better branch; refuses one
-    /// deeper than `MAX_REORG`.
+    /// deeper than the genesis' `max_reorg`.
     fn rewind(&self, to: u64) -> Result<(), String> {
         let mut l = lock(&self.ledger);
-        if l.height().saturating_sub(to) > crate::consensus::MAX_REORG {
+        if l.height().saturating_sub(to) > l.params.max_reorg {
             return Err(format!(
                 "a reorganisation from {} to {to} is deeper than {}",
                 l.height(),
-                crate::consensus::MAX_REORG
+                l.params.max_reorg
             ));
         }
         let back = self

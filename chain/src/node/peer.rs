@@ -175,7 +175,8 @@ fn on_message(s: &Shared, key: SocketAddr, peer: SocketAddr, msg: Msg) -> bool {
         Msg::Headers(headers) => return on_headers(s, key, peer, headers),
         Msg::Block(block) => return on_block(s, key, peer, block),
         Msg::Tx(tx) => {
-            if !tx.verify() {
+            let chain = lock(&s.ledger).params.chain;
+            if !tx.verify(&chain) {
                 return !offence(
                     s,
                     peer,
@@ -201,7 +202,10 @@ fn on_headers(
     peer: SocketAddr,
     headers: Vec<crate::block::Header>,
 ) -> bool {
-    let height = lock(&s.ledger).height();
+    let (height, max_reorg) = {
+        let l = lock(&s.ledger);
+        (l.height(), l.params.max_reorg)
+    };
     if headers.is_empty() {
         return true;
     }
@@ -238,7 +242,7 @@ fn on_headers(
     }
     if !parent_ok {
         // The fork is below these headers: ask from further back (bounded).
-        if d.height <= 1 || height.saturating_sub(d.height) > crate::consensus::MAX_REORG {
+        if d.height <= 1 || height.saturating_sub(d.height) > max_reorg {
             return true;
         }
         let from = d.height.saturating_sub(32).max(1);

@@ -1,6 +1,7 @@
 //! The node's own work: producing a block when it is useful and eligible in the current
 //! slot (after its rank's delay), and sending its confirm, with its workload report, as
-//! soon as the lifecycle rules allow one.
+//! soon as the lifecycle rules allow one, and only when the owner who registered it is the
+//! owner configured for this node.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -8,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{info, warn};
 
 use super::{lock, Shared};
+use crate::address::Address;
 use crate::keys;
 use crate::p2p::Msg;
 use crate::state::NodeStatus;
@@ -72,10 +74,31 @@ pub async fn produce_loop(s: Arc<Shared>) {
     }
 }
 
+/// Why this node sends no confirm for a registration by `registered`, if it sends none: it
+/// confirms only for the owner configured for it.
+fn not_for_owner(configured: Option<&Address>, registered: &Address) -> Option<String> {
+    match configured {
+        None => Some(format!(
+            "registered by {registered}, but this node has no owner configured (--owner, \
+             [chain] owner): it confirms for nobody"
+        )),
+        Some(owner) if owner != registered => Some(format!(
+            "registered by {registered}, not by this node's owner {owner}: it confirms for \
+             its owner only"
+        )),
+        Some(_) => None,
+    }
+}
+
 /// Sends this node's confirm whenever the rules allow one: right after its start, and
-/// again each time the re-confirm wait has passed, with the current workload report.
+/// again each time the re-confirm wait has passed, with the current workload report; never
+/// for a registration by anyone but its configured owner (each reason logged once).
 pub async fn confirm_loop(s: Arc<Shared>) {
     let me = keys::public(&s.cfg.key);
+    let mut said: Option<String> = None;
+    if s.cfg.owner.is_none() {
+        warn!("no owner configured (--owner, [chain] owner): this node confirms for nobody");
+    }
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let tx = {
@@ -83,9 +106,18 @@ pub async fn confirm_loop(s: Arc<Shared>) {
             let Some(node) = l.state.nodes.get(&me) else {
                 continue;
             };
+            if let Some(why) = not_for_owner(s.cfg.owner.as_ref(), &node.owner) {
+                if said.as_deref() != Some(why.as_str()) {
+                    warn!("no confirm: {why}");
+                    said = Some(why);
+                }
+                continue;
+            }
             let due = match node.status {
                 NodeStatus::Started => true,
-                NodeStatus::Confirmed { last } => l.height() + 1 >= last + l.params.reconfirm_min,
+                NodeStatus::Confirmed { last } => {
+                    l.height() + 1 >= last.saturating_add(l.params.reconfirm_min)
+                }
                 NodeStatus::Stopping { .. } => false,
             };
             let nonce = l
@@ -104,7 +136,7 @@ pub async fn confirm_loop(s: Arc<Shared>) {
                 bench_report: s.cfg.bench_report.clone(),
                 workload: s.cfg.workload.report(),
             };
-            Tx::signed(&s.cfg.key, nonce, 0, body)
+            Tx::signed(&s.cfg.key, &l.params.chain, nonce, 0, body)
         };
         let added = {
             let l = lock(&s.ledger);
@@ -113,5 +145,23 @@ pub async fn confirm_loop(s: Arc<Shared>) {
         if added {
             s.broadcast(&Msg::Tx(tx), None);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_confirms_only_for_its_configured_owner() {
+        let (mine, theirs) = (Address([1; 20]), Address([2; 20]));
+        assert_eq!(not_for_owner(Some(&mine), &mine), None);
+        let why = not_for_owner(Some(&mine), &theirs).unwrap();
+        assert!(
+            why.contains(&format!("not by this node's owner {mine}")),
+            "{why}"
+        );
+        let why = not_for_owner(None, &mine).unwrap();
+        assert!(why.contains("no owner configured"), "{why}");
     }
 }

@@ -9,6 +9,7 @@ fn chain_of(n: &crate::testnet::Net, store: &Store, blocks: usize) -> Ledger {
     for i in 0..blocks {
         let txs = vec![Tx::signed(
             &n.wallet,
+            &n.genesis.hash(),
             i as u64,
             5_000,
             TxBody::Transfer {
