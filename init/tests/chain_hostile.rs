@@ -12,6 +12,7 @@ use chain::block::{Block, Header};
 use chain::genesis::{Genesis, GenesisNode};
 use chain::keys;
 use chain::p2p::{write_frame, Conn, Hello, Limits, Msg, PROTOCOL_VERSION};
+use chain::params::Params;
 use chain::tx::{Tx, TxBody, COIN};
 use common::{chain_node, free_port, height, wait};
 use tokio::io::AsyncWriteExt;
@@ -67,10 +68,11 @@ fn two_nodes(t: &std::path::Path) -> Net {
         nodes,
         target: u64::MAX,
         want_eligible: 3,
-        enforce_bench: false,
-        confirm_window: None,
-        expire_after: None,
-        reconfirm_min: Some(5),
+        rules: Params {
+            enforce_bench: false,
+            reconfirm_min: 5,
+            ..Params::default()
+        },
     };
     let gpath = t.join("genesis.json");
     std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();
@@ -176,6 +178,7 @@ fn a_hostile_peer_is_banned_and_the_network_keeps_producing() {
         let (mut c, _) = hello_from("127.0.0.5", pa, &good).await.unwrap();
         let mut tx = Tx::signed(
             &wallet,
+            &genesis.hash(),
             0,
             10_000,
             TxBody::Transfer {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use chain::genesis::{Genesis, GenesisNode};
 use chain::keys;
+use chain::params::Params;
 use chain::tx::{Tx, TxBody, COIN};
 use serde_json::{json, Value};
 
@@ -39,6 +40,8 @@ struct Net {
     genesis: PathBuf,
     wallet: ring::signature::Ed25519KeyPair,
     owners: Vec<String>,
+    /// The genesis hash, which transactions are signed for.
+    chain: [u8; 32],
 }
 
 impl Net {
@@ -84,10 +87,11 @@ impl Net {
             nodes: gnodes,
             target: u64::MAX,
             want_eligible: 3,
-            enforce_bench: false,
-            confirm_window: None,
-            expire_after: None,
-            reconfirm_min: Some(5),
+            rules: Params {
+                enforce_bench: false,
+                reconfirm_min: 5,
+                ..Params::default()
+            },
         };
         let genesis = tmp.path().join("genesis.json");
         std::fs::write(&genesis, serde_json::to_vec(&g).unwrap()).unwrap();
@@ -97,6 +101,7 @@ impl Net {
             genesis,
             wallet,
             owners,
+            chain: g.hash(),
         };
         for i in 0..net.nodes.len() {
             net.start(i);
@@ -119,7 +124,9 @@ impl Net {
             .arg("--rpc")
             .arg(format!("127.0.0.1:{}", n.rpc))
             .arg("--workload-file")
-            .arg(n.dir.join("workload.json"));
+            .arg(n.dir.join("workload.json"))
+            .arg("--owner")
+            .arg(&self.owners[i]);
         for p in &n.peers {
             cmd.arg("--peer").arg(format!("127.0.0.1:{p}"));
         }
@@ -309,6 +316,7 @@ fn a_transfer_reaches_every_node_and_a_killed_node_catches_up() {
     let to = "fx00000000000000000000000000000000000000aa";
     let tx = Tx::signed(
         &net.wallet,
+        &net.chain,
         0,
         10_000,
         TxBody::Transfer {
@@ -367,7 +375,13 @@ fn a_node_missing_its_assigned_instance_stops_producing_until_its_report_is_whol
     };
     net.send(
         0,
-        &Tx::signed(&net.wallet, 0, 10_000, TxBody::AppRegister(spec)),
+        &Tx::signed(
+            &net.wallet,
+            &net.chain,
+            0,
+            10_000,
+            TxBody::AppRegister(spec),
+        ),
     );
     let start = Instant::now();
     let holder = loop {
