@@ -5,6 +5,9 @@ use super::*;
 use crate::ledger::Ledger;
 use crate::testnet::net;
 
+/// One edit of a genesis or its rules.
+type Change<T> = Box<dyn Fn(&mut T)>;
+
 fn named(g: &Genesis, field: &str) {
     let e = g.check().unwrap_err().to_string();
     assert!(
@@ -21,7 +24,7 @@ fn named(g: &Genesis, field: &str) {
 fn every_field_out_of_bounds_is_named() {
     let good = net(&[1, 2]).genesis;
     good.check().unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Genesis)>)> = vec![
+    let cases: Vec<(&str, Change<Genesis>)> = vec![
         ("chain_id", Box::new(|g| g.chain_id = String::new())),
         ("chain_id", Box::new(|g| g.chain_id = "a b".into())),
         ("chain_id", Box::new(|g| g.chain_id = "x".repeat(65))),
@@ -187,7 +190,7 @@ fn missing_rules_take_today_s_values_and_unknown_fields_are_refused() {
 #[test]
 fn the_hash_covers_every_rule_and_the_params_carry_it() {
     let g = net(&[1]).genesis;
-    let changes: Vec<Box<dyn Fn(&mut Params)>> = vec![
+    let changes: Vec<Change<Params>> = vec![
         Box::new(|p| p.enforce_bench ^= true),
         Box::new(|p| p.collateral[2] += 1),
         Box::new(|p| p.confirm_window += 1),
