@@ -58,6 +58,12 @@ pub fn merkle_root(ids: &[Hash]) -> Hash {
 }
 
 impl Header {
+    /// What the producer signs. The chain is not written in it, and need not be: a header
+    /// names its parent (`prev`), the parent of block 1 is the height-0 header whose own
+    /// `prev` is the genesis hash, and a node takes a header only on a parent it holds. So a
+    /// signed header is bound to one chain through its ancestry; on another chain it has no
+    /// parent. (It starts with the version byte, never with a transaction's or a consent's
+    /// domain tag, so the producer key's signatures of one kind never pass for another.)
     pub fn signing_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.u8(BLOCK_VERSION)
@@ -173,6 +179,7 @@ mod tests {
             .map(|i| {
                 Tx::signed(
                     &k,
+                    &[0xc1; 32],
                     i,
                     1_000,
                     TxBody::Transfer {

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, VecDeque};
 use ring::signature::Ed25519KeyPair;
 
 use crate::assign;
-use crate::block::{Block, Header, MAX_BLOCK_BYTES};
-use crate::consensus::{self, TARGET_WINDOW};
+use crate::block::{Block, Header};
+use crate::consensus;
 use crate::digest::Acc;
 use crate::genesis::{Genesis, GenesisError};
 use crate::params::Params;
@@ -75,13 +75,13 @@ pub struct Ledger {
 
 /// The index of the first transaction whose signature does not verify, checking them on
 /// up to 4 threads (a block's transfers are mostly signature checks).
-pub fn first_bad_signature(txs: &[Tx]) -> Option<usize> {
+pub fn first_bad_signature(txs: &[Tx], chain: &Hash) -> Option<usize> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(4);
     if threads < 2 || txs.len() < 64 {
-        return txs.iter().position(|t| !t.verify());
+        return txs.iter().position(|t| !t.verify(chain));
     }
     let chunk = txs.len().div_ceil(threads);
     std::thread::scope(|scope| {
@@ -89,7 +89,11 @@ pub fn first_bad_signature(txs: &[Tx]) -> Option<usize> {
             .chunks(chunk)
             .enumerate()
             .map(|(n, part)| {
-                scope.spawn(move || part.iter().position(|t| !t.verify()).map(|i| n * chunk + i))
+                scope.spawn(move || {
+                    part.iter()
+                        .position(|t| !t.verify(chain))
+                        .map(|i| n * chunk + i)
+                })
             })
             .collect();
         parts
@@ -207,7 +211,7 @@ impl Ledger {
         // A block's signatures are checked on every core first (a producer's own choice of
         // transactions was checked as it chose them).
         if !skip_bad {
-            if let Some(i) = first_bad_signature(txs) {
+            if let Some(i) = first_bad_signature(txs, &self.params.chain) {
                 return Err(self.err(format!("transaction {i}: {}", TxError::Signature)));
             }
         }
@@ -228,8 +232,11 @@ impl Ledger {
                 Err(e) => return Err(self.err(format!("transaction {i}: {e}"))),
             }
         }
-        let (producer_share, tier_shares) =
-            consensus::split(consensus::block_reward(height, self.genesis.slot_secs));
+        let p = &self.params;
+        let (producer_share, tier_shares) = consensus::split(
+            consensus::block_reward(height, self.genesis.slot_secs, p),
+            p,
+        );
         if let Some(n) = state.nodes.get(producer) {
             let owner = n.owner;
             state.credit(owner, producer_share.saturating_add(fees));
@@ -247,18 +254,16 @@ impl Ledger {
         }
         state.end_block(height, &self.params);
         let mut counts = self.counts.clone();
-        for _ in 0..slot
-            .saturating_sub(self.tip.slot + 1)
-            .min(TARGET_WINDOW as u64)
-        {
+        for _ in 0..slot.saturating_sub(self.tip.slot + 1).min(p.target_window) {
             counts.push_back(0);
         }
         counts.push_back(ranking.len() as u32);
-        while counts.len() > TARGET_WINDOW {
+        while counts.len() as u64 > p.target_window {
             counts.pop_front();
         }
         let counts_vec: Vec<u32> = counts.iter().copied().collect();
-        let target = consensus::next_target(self.target, &counts_vec, self.genesis.want_eligible);
+        let target =
+            consensus::next_target(self.target, &counts_vec, self.genesis.want_eligible, p);
         let changes = state.take_changes();
         let mut acc = self.acc.clone();
         let mut prior = Vec::with_capacity(changes.len());
@@ -313,6 +318,13 @@ impl Ledger {
         }
         if h.tx_root != Block::tx_root(&block.txs) {
             return Err(self.err("the transaction root does not match"));
+        }
+        let (txs, bytes) = (block.txs.len() as u64, block.encode().len() as u64);
+        if txs > self.params.max_block_txs || bytes > self.params.max_block_bytes {
+            return Err(self.err(format!(
+                "{txs} transactions in {bytes} bytes: over the limits of {} and {}",
+                self.params.max_block_txs, self.params.max_block_bytes
+            )));
         }
         let (out, _) = self.execute(&h.producer, h.slot, h.time, &block.txs, false)?;
         if out.digest != h.state_digest {
@@ -376,6 +388,8 @@ impl Ledger {
     ) -> Result<Block, BlockError> {
         use ring::signature::KeyPair;
         let producer: PublicKey = key.public_key().as_ref().try_into().expect("32 bytes");
+        let max_txs = max_txs.min(self.params.max_block_txs as usize);
+        let max_bytes = self.params.max_block_bytes as usize;
         // Each id is hashed once (ids were recomputed per pair before: quadratic hashing).
         let mut by_fee: Vec<(&Tx, Hash)> = mempool.iter().map(|t| (t, t.id())).collect();
         by_fee.sort_by_key(|(t, id)| (std::cmp::Reverse(t.fee), t.nonce, *id));
@@ -393,7 +407,7 @@ impl Ledger {
                     continue;
                 }
                 let size = tx.encode().len() + 4;
-                if bytes + size > MAX_BLOCK_BYTES - 1024 {
+                if bytes + size > max_bytes - 1024 {
                     continue;
                 }
                 if trial.apply(tx, height, &self.params).is_ok() {

@@ -7,6 +7,7 @@ pub mod assign;
 pub mod attest;
 pub mod block;
 pub mod consensus;
+pub mod consent;
 pub mod digest;
 pub mod encode;
 pub mod entry;

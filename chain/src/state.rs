@@ -68,6 +68,8 @@ pub enum TxError {
     Node(String, String),
     #[error("app {0}: {1}")]
     App(String, String),
+    #[error("{0} would overflow")]
+    Overflow(String),
 }
 
 /// A block's changed entries in key order, each with its new encoding (None: removed).
@@ -114,7 +116,13 @@ impl State {
         let sender = tx.sender();
         Ok(match &tx.body {
             TxBody::Transfer { amount, .. } => *amount,
-            TxBody::NodeStart { tier, node_key, .. } => {
+            TxBody::NodeStart {
+                tier,
+                node_key,
+                endpoint,
+                consent,
+            } => {
+                crate::consent::check(node_key, &p.chain, &sender, *tier, endpoint, consent)?;
                 if self.nodes.contains_key(node_key) {
                     return Err(TxError::Node(
                         key_hex(node_key),
@@ -136,15 +144,19 @@ impl State {
                     .get(&tx.signer)
                     .ok_or_else(|| TxError::Node(id.clone(), "not registered".into()))?;
                 match node.status {
-                    NodeStatus::Started if height > node.started_at + p.confirm_window => {
+                    NodeStatus::Started
+                        if height > node.started_at.saturating_add(p.confirm_window) =>
+                    {
                         return Err(TxError::Node(id, "its confirm window has closed".into()))
                     }
-                    NodeStatus::Confirmed { last } if height < last + p.reconfirm_min => {
+                    NodeStatus::Confirmed { last }
+                        if height < last.saturating_add(p.reconfirm_min) =>
+                    {
                         return Err(TxError::Node(
                             id,
                             format!(
                                 "confirmed at {last}; next confirm from {}",
-                                last + p.reconfirm_min
+                                last.saturating_add(p.reconfirm_min)
                             ),
                         ))
                     }
@@ -188,10 +200,17 @@ impl State {
                 if matches!(node.status, NodeStatus::Stopping { .. }) {
                     return Err(TxError::Node(key_hex(node_key), "already stopping".into()));
                 }
+                if height.checked_add(p.unlock_after).is_none() {
+                    return Err(TxError::Overflow(format!(
+                        "the unlock height of {}",
+                        key_hex(node_key)
+                    )));
+                }
                 0
             }
             TxBody::AppRegister(spec) => {
                 Self::check_spec(spec)?;
+                Self::check_expiry(spec, height)?;
                 if self.apps.contains_key(&spec.name) {
                     return Err(TxError::App(spec.name.clone(), "already registered".into()));
                 }
@@ -199,6 +218,7 @@ impl State {
             }
             TxBody::AppUpdate(spec) => {
                 Self::check_spec(spec)?;
+                Self::check_expiry(spec, height)?;
                 let app = self
                     .apps
                     .get(&spec.name)
@@ -242,6 +262,16 @@ impl State {
         Ok(())
     }
 
+    fn check_expiry(s: &AppSpec, height: u64) -> Result<(), TxError> {
+        match height.checked_add(s.expiry_blocks) {
+            Some(_) => Ok(()),
+            None => Err(TxError::App(
+                s.name.clone(),
+                "its expiry height overflows".into(),
+            )),
+        }
+    }
+
     fn price(s: &AppSpec, p: &Params) -> Result<u64, TxError> {
         (s.instances as u64)
             .checked_mul(s.expiry_blocks)
@@ -252,7 +282,7 @@ impl State {
     /// Checks and applies `tx` in block `height`; returns the fee for the producer. A
     /// refused transaction changes nothing.
     pub fn apply(&mut self, tx: &Tx, height: u64, p: &Params) -> Result<u64, TxError> {
-        if !tx.verify() {
+        if !tx.verify(&p.chain) {
             return Err(TxError::Signature);
         }
         self.apply_verified(tx, height, p)
@@ -291,10 +321,24 @@ impl State {
                 need,
             });
         }
+        let nonce = acc
+            .nonce
+            .checked_add(1)
+            .ok_or_else(|| TxError::Overflow(format!("account {sender}: the nonce")))?;
+        if let TxBody::Transfer { to, amount } = &tx.body {
+            let before = if *to == sender {
+                acc.balance - need
+            } else {
+                self.account(to).balance
+            };
+            if before.checked_add(*amount).is_none() {
+                return Err(TxError::Overflow(format!("account {to}: the balance")));
+            }
+        }
         self.touched.insert(StateKey::Account(sender));
         let a = self.accounts.entry(sender).or_default();
         a.balance -= need;
-        a.nonce += 1;
+        a.nonce = nonce;
         match &tx.body {
             TxBody::Transfer { .. } | TxBody::NodeStop { .. } | TxBody::NodeConfirm { .. } => {}
             TxBody::NodeStart { node_key, .. } => {
@@ -313,6 +357,7 @@ impl State {
                 tier,
                 node_key,
                 endpoint,
+                ..
             } => {
                 self.nodes.insert(
                     *node_key,
@@ -344,7 +389,7 @@ impl State {
                 self.touched.insert(StateKey::Node(*node_key));
                 let node = self.nodes.get_mut(node_key).expect("checked");
                 node.status = NodeStatus::Stopping {
-                    unlock_at: height + p.unlock_after,
+                    unlock_at: height.saturating_add(p.unlock_after), // checked above
                 };
             }
             TxBody::AppRegister(spec) | TxBody::AppUpdate(spec) => {
@@ -353,7 +398,7 @@ impl State {
                     App {
                         owner: sender,
                         spec: spec.clone(),
-                        expires_at: height + spec.expiry_blocks,
+                        expires_at: height.saturating_add(spec.expiry_blocks), // checked above
                     },
                 );
             }
@@ -420,11 +465,11 @@ impl State {
         let mut dos = Vec::new();
         self.nodes.retain(|key, n| {
             let gone = match n.status {
-                NodeStatus::Started if height > n.started_at + p.confirm_window => {
+                NodeStatus::Started if height > n.started_at.saturating_add(p.confirm_window) => {
                     dos.push(*key);
                     true
                 }
-                NodeStatus::Confirmed { last } => height > last + p.expire_after,
+                NodeStatus::Confirmed { last } => height > last.saturating_add(p.expire_after),
                 NodeStatus::Stopping { unlock_at } => height >= unlock_at,
                 _ => false,
             };
@@ -443,7 +488,7 @@ impl State {
         });
         for key in dos {
             self.touched.insert(StateKey::Dos(key));
-            self.dos.insert(key, height + p.dos_blocks);
+            self.dos.insert(key, height.saturating_add(p.dos_blocks));
         }
         for (owner, amount) in refunds {
             self.credit(owner, amount);
@@ -529,6 +574,7 @@ mod tests {
     fn params() -> Params {
         Params {
             enforce_bench: false,
+            chain: [0xc1; 32],
             ..Params::default()
         }
     }
@@ -557,16 +603,33 @@ mod tests {
             let k = if k_is_node { &self.node } else { &self.owner };
             let nonce = self.s.account(&Address::from_public_key(&pk(k))).nonce;
             let fee = if k_is_node { 0 } else { 1_000 };
-            let tx = Tx::signed(k, nonce, fee, body);
+            let tx = Tx::signed(k, &self.p.chain, nonce, fee, body);
             self.s.apply(&tx, h, &self.p)
         }
 
-        fn start(&mut self, h: u64) -> Result<u64, TxError> {
-            let body = TxBody::NodeStart {
-                tier: Tier::Cumulus,
+        fn owner_address(&self) -> Address {
+            Address::from_public_key(&pk(&self.owner))
+        }
+
+        /// A NodeStart of the node by the owner, with the node's consent.
+        fn start_body(&self, tier: Tier, endpoint: &str) -> TxBody {
+            let consent = crate::consent::sign(
+                &self.node,
+                &self.p.chain,
+                &self.owner_address(),
+                tier,
+                endpoint,
+            );
+            TxBody::NodeStart {
+                tier,
                 node_key: pk(&self.node),
-                endpoint: "127.0.0.1:16125".into(),
-            };
+                endpoint: endpoint.into(),
+                consent,
+            }
+        }
+
+        fn start(&mut self, h: u64) -> Result<u64, TxError> {
+            let body = self.start_body(Tier::Cumulus, "127.0.0.1:16125");
             self.send(false, body, h)
         }
 
@@ -618,7 +681,13 @@ mod tests {
         let mut w = World::new();
         let before = w.s.clone();
         let to = Address([9; 20]);
-        let tx = Tx::signed(&w.owner, 5, 1_000, TxBody::Transfer { to, amount: 1 });
+        let tx = Tx::signed(
+            &w.owner,
+            &w.p.chain,
+            5,
+            1_000,
+            TxBody::Transfer { to, amount: 1 },
+        );
         assert!(matches!(
             w.s.apply(&tx, 1, &w.p),
             Err(TxError::Nonce {
@@ -627,7 +696,13 @@ mod tests {
                 ..
             })
         ));
-        let tx = Tx::signed(&w.owner, 0, 999, TxBody::Transfer { to, amount: 1 });
+        let tx = Tx::signed(
+            &w.owner,
+            &w.p.chain,
+            0,
+            999,
+            TxBody::Transfer { to, amount: 1 },
+        );
         assert_eq!(
             w.s.apply(&tx, 1, &w.p),
             Err(TxError::Fee {
@@ -637,6 +712,7 @@ mod tests {
         );
         let tx = Tx::signed(
             &w.owner,
+            &w.p.chain,
             0,
             1_000,
             TxBody::Transfer {
@@ -648,15 +724,133 @@ mod tests {
             w.s.apply(&tx, 1, &w.p),
             Err(TxError::Funds { .. })
         ));
-        let mut tx = Tx::signed(&w.owner, 0, 1_000, TxBody::Transfer { to, amount: 1 });
+        let mut tx = Tx::signed(
+            &w.owner,
+            &w.p.chain,
+            0,
+            1_000,
+            TxBody::Transfer { to, amount: 1 },
+        );
         tx.fee += 1;
         assert_eq!(w.s.apply(&tx, 1, &w.p), Err(TxError::Signature));
         let stranger = key();
-        let tx = Tx::signed(&stranger, 0, 1_000, TxBody::Transfer { to, amount: 1 });
+        let tx = Tx::signed(
+            &stranger,
+            &w.p.chain,
+            0,
+            1_000,
+            TxBody::Transfer { to, amount: 1 },
+        );
         assert!(matches!(
             w.s.apply(&tx, 1, &w.p),
             Err(TxError::Funds { balance: 0, .. })
         ));
+        assert_eq!(w.s, before);
+    }
+
+    #[test]
+    fn a_transaction_signed_for_another_chain_is_refused() {
+        let mut w = World::new();
+        let before = w.s.clone();
+        let to = Address([9; 20]);
+        let body = TxBody::Transfer { to, amount: 1 };
+        let tx = Tx::signed(&w.owner, &[0xc2; 32], 0, 1_000, body);
+        assert_eq!(w.s.apply(&tx, 1, &w.p), Err(TxError::Signature));
+        assert_eq!(w.s, before);
+    }
+
+    #[test]
+    fn node_start_needs_the_node_keys_consent_for_this_owner_tier_endpoint_and_chain() {
+        let mut w = World::new();
+        let before = w.s.clone();
+        let good = w.start_body(Tier::Cumulus, "127.0.0.1:16125");
+        let TxBody::NodeStart {
+            node_key, consent, ..
+        } = good.clone()
+        else {
+            unreachable!()
+        };
+        let with = |tier, endpoint: &str, consent| TxBody::NodeStart {
+            tier,
+            node_key,
+            endpoint: endpoint.into(),
+            consent,
+        };
+        let stranger_made = crate::consent::sign(
+            &key(),
+            &w.p.chain,
+            &w.owner_address(),
+            Tier::Cumulus,
+            "127.0.0.1:16125",
+        );
+        let other_chain = crate::consent::sign(
+            &w.node,
+            &[0xc2; 32],
+            &w.owner_address(),
+            Tier::Cumulus,
+            "127.0.0.1:16125",
+        );
+        for (body, why) in [
+            (
+                with(Tier::Cumulus, "127.0.0.1:16125", [0; 64]),
+                "carries no consent",
+            ),
+            (
+                with(Tier::Cumulus, "127.0.0.1:16125", stranger_made),
+                "did not consent",
+            ),
+            (
+                with(Tier::Cumulus, "127.0.0.1:16125", other_chain),
+                "did not consent",
+            ),
+            (
+                with(Tier::Nimbus, "127.0.0.1:16125", consent),
+                "tier Nimbus",
+            ),
+            (
+                with(Tier::Cumulus, "10.0.0.1:16125", consent),
+                "endpoint \"10.0.0.1:16125\"",
+            ),
+        ] {
+            let e = w.send(false, body, 1).unwrap_err().to_string();
+            assert!(e.contains(why), "{why}: {e}");
+            assert_eq!(w.s, before);
+        }
+        // A consent made for the owner is worth nothing to anyone else.
+        let stranger = key();
+        w.s.credit(Address::from_public_key(&pk(&stranger)), 2_000 * COIN);
+        let before = w.s.clone();
+        let tx = Tx::signed(&stranger, &w.p.chain, 0, 1_000, good.clone());
+        let e = w.s.apply(&tx, 1, &w.p).unwrap_err().to_string();
+        assert!(e.contains("did not consent to owner"), "{e}");
+        assert_eq!(w.s, before);
+        w.send(false, good, 1).unwrap();
+        assert_eq!(w.s.nodes[&node_key].owner, w.owner_address());
+    }
+
+    #[test]
+    fn amounts_and_heights_that_would_overflow_are_refused() {
+        let mut w = World::new();
+        let rich = Address([9; 20]);
+        w.s.credit(rich, u64::MAX - 1);
+        let before = w.s.clone();
+        let e = w
+            .send(
+                false,
+                TxBody::Transfer {
+                    to: rich,
+                    amount: 2,
+                },
+                1,
+            )
+            .unwrap_err();
+        assert_eq!(e, TxError::Overflow(format!("account {rich}: the balance")));
+        w.p.app_price = 1;
+        let mut s = spec("web");
+        s.instances = 1;
+        s.expiry_blocks = u64::MAX - 5;
+        let e = w.send(false, TxBody::AppRegister(s), 10).unwrap_err();
+        assert!(e.to_string().contains("expiry height overflows"), "{e}");
         assert_eq!(w.s, before);
     }
 
@@ -743,11 +937,7 @@ mod tests {
         let mut w = World::new();
         w.p.enforce_bench = true;
         w.p.collateral[1] = 10 * COIN;
-        let body = TxBody::NodeStart {
-            tier: Tier::Nimbus,
-            node_key: pk(&w.node),
-            endpoint: "x".into(),
-        };
+        let body = w.start_body(Tier::Nimbus, "x");
         w.send(false, body, 0).unwrap();
         let confirm = |w: &mut World, claimed: Option<Tier>, report: Vec<u8>| {
             let body = TxBody::NodeConfirm {
@@ -798,12 +988,31 @@ mod tests {
             workload: vec![],
         };
         let txs = [
-            Tx::signed(&w.owner, 1, 1_000, TxBody::Transfer { to, amount: COIN }),
-            Tx::signed(&w.node, 0, 0, confirm),
-            Tx::signed(&w.owner, 2, 1_000, TxBody::AppCancel { name: "web".into() }),
-            Tx::signed(&w.owner, 3, 1_000, TxBody::AppRegister(spec("web"))),
             Tx::signed(
                 &w.owner,
+                &w.p.chain,
+                1,
+                1_000,
+                TxBody::Transfer { to, amount: COIN },
+            ),
+            Tx::signed(&w.node, &w.p.chain, 0, 0, confirm),
+            Tx::signed(
+                &w.owner,
+                &w.p.chain,
+                2,
+                1_000,
+                TxBody::AppCancel { name: "web".into() },
+            ),
+            Tx::signed(
+                &w.owner,
+                &w.p.chain,
+                3,
+                1_000,
+                TxBody::AppRegister(spec("web")),
+            ),
+            Tx::signed(
+                &w.owner,
+                &w.p.chain,
                 4,
                 1_000,
                 TxBody::NodeStop {
@@ -812,16 +1021,19 @@ mod tests {
             ),
             Tx::signed(
                 &w.owner,
+                &w.p.chain,
                 5,
                 1_000,
                 TxBody::NodeStart {
                     tier: Tier::Cumulus,
                     node_key: [5; 32],
                     endpoint: "x".into(),
+                    consent: [0; 64],
                 },
             ),
             Tx::signed(
                 &w.owner,
+                &w.p.chain,
                 5,
                 1_000,
                 TxBody::Transfer {
@@ -852,7 +1064,13 @@ mod tests {
         assert!(w.send(false, TxBody::AppRegister(s.clone()), 6).is_err());
         let other = key();
         w.s.credit(Address::from_public_key(&pk(&other)), COIN);
-        let tx = Tx::signed(&other, 0, 1_000, TxBody::AppCancel { name: "web".into() });
+        let tx = Tx::signed(
+            &other,
+            &w.p.chain,
+            0,
+            1_000,
+            TxBody::AppCancel { name: "web".into() },
+        );
         assert!(w
             .s
             .apply(&tx, 7, &w.p)

@@ -54,9 +54,9 @@ const META: u8 = b'm';
 const TX: u8 = b't';
 const UNDO: u8 = b'u';
 
-/// Undo records are kept for this many blocks under the tip (deeper than any
-/// reorganisation a node accepts).
-pub const UNDO_KEPT: u64 = 2 * crate::consensus::MAX_REORG;
+/// Undo records are kept for this many times the deepest reorganisation the genesis
+/// allows, under the tip.
+pub const UNDO_KEPT: u64 = 2;
 
 const META_GENESIS: &[u8] = b"genesis";
 /// The genesis itself (JSON), so a damaged genesis file can be restored from the store.
@@ -282,7 +282,7 @@ impl Store {
 
     /// Adds a block (its body, height and transaction index entries, and undo record) to
     /// a batch.
-    fn put_block(batch: &mut sled::Batch, b: &Block, undo: &Undo) {
+    fn put_block(batch: &mut sled::Batch, b: &Block, undo: &Undo, max_reorg: u64) {
         let height = b.header.height.to_be_bytes();
         for t in &b.txs {
             batch.insert(key(TX, &t.id()), &height[..]);
@@ -291,7 +291,11 @@ impl Store {
         batch.insert(key(BLOCK, &hash), b.encode());
         batch.insert(key(HEIGHT, &height), &hash[..]);
         batch.insert(key(UNDO, &height), encode_undo(undo));
-        if let Some(old) = b.header.height.checked_sub(UNDO_KEPT) {
+        if let Some(old) = b
+            .header
+            .height
+            .checked_sub(UNDO_KEPT.saturating_mul(max_reorg.max(1)))
+        {
             batch.remove(key(UNDO, &old.to_be_bytes()));
         }
     }
@@ -321,7 +325,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         match block {
-            Some((b, undo)) => Self::put_block(&mut batch, b, undo),
+            Some((b, undo)) => Self::put_block(&mut batch, b, undo, l.params.max_reorg),
             None => batch.insert(key(META, META_GENESIS_FILE), self.genesis_json(&l.genesis)?),
         }
         for (k, v) in changes {
@@ -401,7 +405,7 @@ impl Store {
         // A sled batch keeps the last write of each key: the new branch's entries win over
         // the removals above.
         for (b, undo) in sw.added {
-            Self::put_block(&mut batch, b, undo);
+            Self::put_block(&mut batch, b, undo, l.params.max_reorg);
         }
         Self::put_entries(&mut batch, &l.state, touched);
         batch.insert(key(META, META_TIP), meta_tip(l));

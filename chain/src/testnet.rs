@@ -7,6 +7,7 @@ use crate::address::Address;
 use crate::block::Block;
 use crate::genesis::{Genesis, GenesisNode};
 use crate::ledger::Ledger;
+use crate::params::Params;
 use crate::tx::tests::key;
 use crate::tx::{PublicKey, Tx, COIN};
 
@@ -51,10 +52,10 @@ pub fn net(tiers: &[u8]) -> Net {
             .collect(),
         target: u64::MAX,
         want_eligible: 3,
-        enforce_bench: false,
-        confirm_window: None,
-        expire_after: None,
-        reconfirm_min: None,
+        rules: Params {
+            enforce_bench: false,
+            ..Params::default()
+        },
     };
     Net {
         keys,

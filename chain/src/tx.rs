@@ -1,6 +1,8 @@
 //! Transactions: transfer, node start/confirm/stop, app register/update/cancel. Each is
-//! signed with Ed25519 by its signer over its canonical encoding without the signature; its
-//! id is the SHA-256 of the whole encoding. Decoding bounds every field.
+//! signed with Ed25519 by its signer over a domain tag, the chain (its genesis hash) and its
+//! canonical encoding without the signature, so a transaction never replays on another
+//! chain; the chain is not sent, each node supplies its own. The id is the SHA-256 of the
+//! whole encoding. Decoding bounds every field.
 
 use ring::digest::{digest, SHA256};
 use ring::signature::{Ed25519KeyPair, UnparsedPublicKey, ED25519};
@@ -8,13 +10,18 @@ use ring::signature::{Ed25519KeyPair, UnparsedPublicKey, ED25519};
 use crate::address::Address;
 use crate::encode::{DecodeError, Reader, Writer};
 
-pub const TX_VERSION: u8 = 1;
+/// 2: NodeStart carries the node key's consent, and signatures cover the chain.
+pub const TX_VERSION: u8 = 2;
+/// What a transaction's signed bytes begin with: never the start of a header's (a version
+/// byte) nor of a node's consent (`consent::DOMAIN`), so one key's signatures of one kind
+/// never pass for another.
+const TX_DOMAIN: &[u8] = b"fluxnode tx\0";
 /// 1 coin = 10^8 units.
 pub const COIN: u64 = 100_000_000;
 /// The longest encoded transaction a node accepts.
 pub const MAX_TX_BYTES: usize = 64 * 1024;
 const MAX_NAME: usize = 48;
-const MAX_TEXT: usize = 1024;
+pub(crate) const MAX_TEXT: usize = 1024;
 const MAX_LIST: usize = 64;
 const MAX_BENCH: usize = 16 * 1024;
 const MAX_WORKLOAD: usize = 1024;
@@ -73,11 +80,14 @@ pub enum TxBody {
         amount: u64,
     },
     /// Locks the tier's collateral from the signer's account for a node whose key signs
-    /// its confirms.
+    /// its confirms. `consent` is the node key's signature over the signer's address, the
+    /// tier, the endpoint and the chain (see `consent`): nobody registers a key they do not
+    /// hold.
     NodeStart {
         tier: Tier,
         node_key: PublicKey,
         endpoint: String,
+        consent: [u8; 64],
     },
     /// Signed by the node key: its benchmark (tier and signed report) and workload report.
     NodeConfirm {
@@ -159,8 +169,13 @@ impl TxBody {
                 tier,
                 node_key,
                 endpoint,
+                consent,
             } => {
-                w.u8(2).u8(*tier as u8).fixed(node_key).str(endpoint);
+                w.u8(2)
+                    .u8(*tier as u8)
+                    .fixed(node_key)
+                    .str(endpoint)
+                    .fixed(consent);
             }
             TxBody::NodeConfirm {
                 bench_tier,
@@ -205,6 +220,7 @@ impl TxBody {
                 tier: get_tier(r)?,
                 node_key: r.fixed()?,
                 endpoint: r.str(MAX_TEXT)?,
+                consent: r.fixed()?,
             },
             3 => TxBody::NodeConfirm {
                 bench_tier: match r.u8()? {
@@ -242,8 +258,8 @@ impl TxBody {
 }
 
 impl Tx {
-    /// What the signature covers: everything but the signature.
-    pub fn signing_bytes(&self) -> Vec<u8> {
+    /// The encoding without the signature.
+    fn unsigned_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.u8(TX_VERSION)
             .fixed(&self.signer)
@@ -253,8 +269,19 @@ impl Tx {
         w.finish()
     }
 
+    /// What the signature covers: the domain tag, the chain (its genesis hash) and the
+    /// encoding without the signature.
+    pub fn signing_bytes(&self, chain: &Hash) -> Vec<u8> {
+        let mut b = Vec::with_capacity(TX_DOMAIN.len() + 32 + 128);
+        b.extend_from_slice(TX_DOMAIN);
+        b.extend_from_slice(chain);
+        b.extend_from_slice(&self.unsigned_bytes());
+        b
+    }
+
+    /// The wire encoding (the chain is not in it).
     pub fn encode(&self) -> Vec<u8> {
-        let mut b = self.signing_bytes();
+        let mut b = self.unsigned_bytes();
         b.extend_from_slice(&self.signature);
         b
     }
@@ -287,8 +314,8 @@ impl Tx {
             .expect("32 bytes")
     }
 
-    /// A transaction signed by `key`.
-    pub fn signed(key: &Ed25519KeyPair, nonce: u64, fee: u64, body: TxBody) -> Tx {
+    /// A transaction signed by `key` for the chain whose genesis hash is `chain`.
+    pub fn signed(key: &Ed25519KeyPair, chain: &Hash, nonce: u64, fee: u64, body: TxBody) -> Tx {
         use ring::signature::KeyPair;
         let mut tx = Tx {
             signer: key.public_key().as_ref().try_into().expect("32 bytes"),
@@ -297,15 +324,15 @@ impl Tx {
             body,
             signature: [0; 64],
         };
-        let sig = key.sign(&tx.signing_bytes());
+        let sig = key.sign(&tx.signing_bytes(chain));
         tx.signature.copy_from_slice(sig.as_ref());
         tx
     }
 
-    /// Whether the signature is the signer's over the transaction.
-    pub fn verify(&self) -> bool {
+    /// Whether the signature is the signer's over the transaction on the chain `chain`.
+    pub fn verify(&self, chain: &Hash) -> bool {
         UnparsedPublicKey::new(&ED25519, &self.signer)
-            .verify(&self.signing_bytes(), &self.signature)
+            .verify(&self.signing_bytes(chain), &self.signature)
             .is_ok()
     }
 
@@ -351,6 +378,7 @@ pub(crate) mod tests {
                 tier: Tier::Nimbus,
                 node_key: [3; 32],
                 endpoint: "10.0.0.2:16125".into(),
+                consent: [6; 64],
             },
             TxBody::NodeConfirm {
                 bench_tier: Some(Tier::Cumulus),
@@ -370,29 +398,48 @@ pub(crate) mod tests {
         ]
     }
 
+    pub const CHAIN: Hash = [0xc1; 32];
+
     #[test]
     fn every_transaction_round_trips_and_verifies() {
         let k = key();
         for body in every_body() {
-            let tx = Tx::signed(&k, 4, 1000, body);
+            let tx = Tx::signed(&k, &CHAIN, 4, 1000, body);
             let bytes = tx.encode();
             let back = Tx::decode(&bytes).unwrap();
             assert_eq!(back, tx);
-            assert!(back.verify());
+            assert!(back.verify(&CHAIN));
             assert_eq!(back.id(), tx.id());
         }
     }
 
     #[test]
+    fn a_transaction_signed_for_one_chain_fails_on_another() {
+        let k = key();
+        let other: Hash = [0xc2; 32];
+        for body in every_body() {
+            let tx = Tx::signed(&k, &CHAIN, 0, 1_000, body);
+            let replayed = Tx::decode(&tx.encode()).unwrap();
+            assert!(replayed.verify(&CHAIN));
+            assert!(!replayed.verify(&other), "{:?} replays", tx.body);
+        }
+        // The wire bytes do not carry the chain: the same bytes, two chains.
+        let a = Tx::signed(&k, &CHAIN, 0, 1_000, every_body().remove(0));
+        let b = Tx::signed(&k, &other, 0, 1_000, every_body().remove(0));
+        assert_eq!(a.encode().len(), b.encode().len());
+        assert_ne!(a.signature, b.signature);
+    }
+
+    #[test]
     fn any_changed_byte_breaks_the_signature_or_the_decode() {
         let k = key();
-        let tx = Tx::signed(&k, 1, 10, every_body().remove(0));
+        let tx = Tx::signed(&k, &CHAIN, 1, 10, every_body().remove(0));
         let bytes = tx.encode();
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 0x01;
             if let Ok(t) = Tx::decode(&b) {
-                assert!(!t.verify(), "byte {i} flipped still verifies");
+                assert!(!t.verify(&CHAIN), "byte {i} flipped still verifies");
             }
         }
     }
@@ -400,10 +447,10 @@ pub(crate) mod tests {
     #[test]
     fn bad_encodings_are_named() {
         let k = key();
-        let mut bytes = Tx::signed(&k, 1, 10, every_body().remove(0)).encode();
+        let mut bytes = Tx::signed(&k, &CHAIN, 1, 10, every_body().remove(0)).encode();
         bytes.push(0);
         assert!(Tx::decode(&bytes).unwrap_err().why.contains("trailing"));
-        let mut b = Tx::signed(&k, 1, 10, every_body().remove(0)).encode();
+        let mut b = Tx::signed(&k, &CHAIN, 1, 10, every_body().remove(0)).encode();
         b[1 + 32 + 16] = 99;
         assert!(Tx::decode(&b)
             .unwrap_err()

@@ -1,21 +1,35 @@
 //! `fluxnode chain`: runs the chain node (PID1 supervises it on a node, with its data in
 //! /data/chain and its key in /data/keys). `--devnet` makes (once) a one-node devnet whose
 //! genesis funds a local wallet and registers this node, so it produces within a few slots.
-//! Workload reports come from PID1's runtime over the control socket when there is one.
+//! The node confirms only for `--owner` (a devnet's wallet by default). Workload reports
+//! come from PID1's runtime over the control socket when there is one.
+//! `fluxnode chain consent` signs the node key's consent to a registration (consent_cli).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
+use chain::address::Address;
 use chain::genesis::{Genesis, GenesisNode};
 use chain::keys;
 use chain::node::{NodeConfig, Workload};
+use chain::params::Params;
 use chain::tx::{InstanceUsage, COIN};
-use clap::Args;
+use clap::{Args, Subcommand};
+
+#[derive(Subcommand)]
+pub enum ChainCommand {
+    /// Sign this node key's consent to be registered by an owner with a tier and endpoint;
+    /// prints it (hex) for the owner's `fluxnode tx node-start --consent`.
+    Consent(crate::consent_cli::ConsentArgs),
+}
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ChainArgs {
+    #[command(subcommand)]
+    command: Option<ChainCommand>,
     /// Where the chain keeps its database, genesis and API token.
     #[arg(long, default_value = "/data/chain")]
     data: PathBuf,
@@ -33,6 +47,10 @@ pub struct ChainArgs {
     /// The wallet the devnet genesis funds (created when missing).
     #[arg(long, default_value = "/data/keys/wallet.key")]
     wallet: PathBuf,
+    /// The owner address this node confirms for; a registration by anyone else gets no
+    /// confirms. A devnet's default is its wallet; otherwise none: no confirms at all.
+    #[arg(long)]
+    owner: Option<String>,
     #[arg(long, default_value = "0.0.0.0:16125")]
     p2p: SocketAddr,
     /// JSON-RPC's address: this machine only unless opened (e.g. 0.0.0.0:16124).
@@ -169,20 +187,21 @@ fn devnet_genesis(path: &Path, a: &ChainArgs) -> Result<Genesis> {
         }],
         target: u64::MAX,
         want_eligible: 3,
-        enforce_bench: false,
-        confirm_window: None,
-        expire_after: None,
-        reconfirm_min: None,
+        rules: Params {
+            enforce_bench: false,
+            ..Params::default()
+        },
     };
     runtime::durable::write(path, &serde_json::to_vec_pretty(&g)?, 0o644)?;
     Ok(g)
 }
 
-/// What is wrong with the genesis file at `path`, or the genesis it holds.
-fn read_genesis(path: &Path) -> std::result::Result<Genesis, String> {
+/// What is wrong with the genesis file at `path`, or the genesis it holds (checked: a field
+/// out of bounds is named).
+pub(crate) fn read_genesis(path: &Path) -> std::result::Result<Genesis, String> {
     match std::fs::read(path) {
         Ok(text) if text.iter().all(u8::is_ascii_whitespace) => Err("the file is empty".into()),
-        Ok(text) => serde_json::from_slice(&text).map_err(|e| format!("not a genesis: {e}")),
+        Ok(text) => Genesis::from_json(&text).map_err(|e| e.to_string()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("the file is missing".into()),
         Err(e) => Err(e.to_string()),
     }
@@ -285,7 +304,27 @@ fn token(data: &Path) -> Result<String> {
     Ok(t)
 }
 
+/// The owner this node confirms for: `--owner`, else a devnet's wallet, else none.
+fn owner(a: &ChainArgs) -> Result<Option<Address>> {
+    if let Some(o) = &a.owner {
+        return Ok(Some(o.parse().map_err(|e| anyhow!("--owner: {e}"))?));
+    }
+    if !a.devnet {
+        return Ok(None);
+    }
+    match keys::load(&a.wallet) {
+        Ok(wallet) => Ok(Some(Address::from_public_key(&keys::public(&wallet)))),
+        Err(e) => {
+            tracing::warn!("devnet owner: {e}; with no owner this node confirms for nobody");
+            Ok(None)
+        }
+    }
+}
+
 pub fn run(a: ChainArgs) -> Result<()> {
+    if let Some(ChainCommand::Consent(c)) = a.command {
+        return crate::consent_cli::run(c);
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
@@ -293,6 +332,7 @@ pub fn run(a: ChainArgs) -> Result<()> {
     std::fs::create_dir_all(&a.data).with_context(|| format!("{}", a.data.display()))?;
     let genesis = genesis(&a)?;
     let key = keys::load_or_create(&a.key)?.0;
+    let owner = owner(&a)?;
     if a.reindex {
         let store = chain::store::Store::open(&a.data.join("db"))?;
         let l = store.reindex(genesis.clone())?;
@@ -316,6 +356,7 @@ pub fn run(a: ChainArgs) -> Result<()> {
         workload,
         bench_tier,
         bench_report,
+        owner,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

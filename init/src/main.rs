@@ -5,6 +5,7 @@ mod app_cli;
 mod bench_cli;
 mod chain_cli;
 mod cli;
+mod consent_cli;
 mod oci_cli;
 mod pid1;
 mod pull_cli;

@@ -1,13 +1,16 @@
 //! `fluxnode wallet ...` and `fluxnode tx ...`: a key file, its address and balance, and
-//! transactions signed here and sent to a node's JSON-RPC (`sendrawtransaction`, which
-//! needs the node's API token).
+//! transactions signed here for the node's chain (its genesis hash, from `getinfo`, or
+//! pinned with `--genesis`) and sent to its JSON-RPC (`sendrawtransaction`, which needs the
+//! node's API token). A node start carries the node key's consent: made here from
+//! `--node-key-file`, or on the node (`fluxnode chain consent`) and given as `--consent`.
 
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use chain::address::Address;
+use chain::consent::Consent;
 use chain::keys;
-use chain::tx::{AppSpec, Tier, Tx, TxBody, COIN};
+use chain::tx::{AppSpec, Hash, Tier, Tx, TxBody, COIN};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
@@ -24,6 +27,10 @@ pub struct Conn {
     token: Option<String>,
     #[arg(long, default_value = "/data/chain/api.token")]
     token_file: PathBuf,
+    /// Sign only for the chain of this genesis file (refused when the node runs another);
+    /// without it, for the chain the node reports.
+    #[arg(long)]
+    genesis: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -52,11 +59,12 @@ pub enum TxCommand {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Lock a tier's collateral for a node key.
+    /// Lock a tier's collateral for a node key, with the node key's consent.
     NodeStart {
         #[arg(long, default_value = "cumulus")]
         tier: String,
-        /// The node's key file (its /data/keys/node.key), or --node-key HEX.
+        /// The node's key file (its /data/keys/node.key): it signs the consent here. Or
+        /// --node-key HEX with --consent.
         #[arg(long)]
         node_key_file: Option<PathBuf>,
         #[arg(long)]
@@ -64,6 +72,10 @@ pub enum TxCommand {
         /// The node's p2p endpoint, e.g. 192.0.2.10:16125.
         #[arg(long)]
         endpoint: String,
+        /// The node key's consent (128 hex digits), printed on the node by `fluxnode chain
+        /// consent --owner <this wallet's address> --tier T --endpoint E`.
+        #[arg(long)]
+        consent: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -173,13 +185,44 @@ fn node_key(file: &Option<PathBuf>, hex_key: &Option<String>) -> Result<[u8; 32]
     }
 }
 
+/// The chain the node runs (its genesis hash), which must be the `--genesis` file's when
+/// one is given.
+fn chain_of(conn: &Conn) -> Result<Hash> {
+    let info = rpc(conn, "getinfo", json!([]), false)?;
+    let mut theirs = [0u8; 32];
+    hex::decode_to_slice(info["genesis"].as_str().unwrap_or_default(), &mut theirs)
+        .map_err(|_| anyhow!("getinfo: no genesis hash in the reply"))?;
+    let Some(file) = &conn.genesis else {
+        return Ok(theirs);
+    };
+    let g = crate::chain_cli::read_genesis(file)
+        .map_err(|e| anyhow!("--genesis {}: {e}", file.display()))?;
+    if g.hash() != theirs {
+        bail!(
+            "--genesis {}: the node at {} runs chain {} (genesis {}), not {:?} (genesis {})",
+            file.display(),
+            conn.rpc,
+            info["chain"],
+            hex::encode(theirs),
+            g.chain_id,
+            hex::encode(g.hash())
+        );
+    }
+    Ok(theirs)
+}
+
 fn send(conn: &Conn, body: TxBody) -> Result<()> {
+    let chain = chain_of(conn)?;
+    send_on(conn, &chain, body)
+}
+
+fn send_on(conn: &Conn, chain: &Hash, body: TxBody) -> Result<()> {
     let key = keys::load(&conn.wallet)?;
     let addr = keys::address(&key);
     let nonce = rpc(conn, "getbalance", json!([addr]), false)?["nonce"]
         .as_u64()
         .ok_or_else(|| anyhow!("getbalance: no nonce in the reply"))?;
-    let tx = Tx::signed(&key, nonce, FEE, body);
+    let tx = Tx::signed(&key, chain, nonce, FEE, body);
     let id = rpc(
         conn,
         "sendrawtransaction",
@@ -188,6 +231,14 @@ fn send(conn: &Conn, body: TxBody) -> Result<()> {
     )?;
     println!("{}", id.as_str().unwrap_or_default());
     Ok(())
+}
+
+fn parse_consent(s: &str) -> Result<Consent> {
+    let mut c = [0u8; 64];
+    hex::decode_to_slice(s.trim(), &mut c).map_err(|_| {
+        anyhow!("--consent: expected 128 hex digits (what `fluxnode chain consent` printed)")
+    })?;
+    Ok(c)
 }
 
 fn size(s: &str) -> Result<u64> {
@@ -222,7 +273,7 @@ pub fn wallet(cmd: WalletCommand) -> Result<()> {
     Ok(())
 }
 
-fn tier(s: &str) -> Result<Tier> {
+pub(crate) fn tier(s: &str) -> Result<Tier> {
     match s.to_ascii_lowercase().as_str() {
         "cumulus" => Ok(Tier::Cumulus),
         "nimbus" => Ok(Tier::Nimbus),
@@ -248,15 +299,41 @@ pub fn tx(cmd: TxCommand) -> Result<()> {
             node_key_file,
             node_key: k,
             endpoint,
+            consent,
             conn,
-        } => send(
-            &conn,
-            TxBody::NodeStart {
-                tier: tier(&t)?,
-                node_key: node_key(&node_key_file, &k)?,
+        } => {
+            let chain = chain_of(&conn)?;
+            let owner = Address::from_public_key(&keys::public(&keys::load(&conn.wallet)?));
+            let tier = tier(&t)?;
+            let (node_key, consent) = match (&node_key_file, consent) {
+                (_, Some(c)) => (node_key(&node_key_file, &k)?, parse_consent(&c)?),
+                (Some(f), None) => {
+                    let pair = keys::load(f)?;
+                    let c = chain::consent::sign(&pair, &chain, &owner, tier, &endpoint);
+                    (keys::public(&pair), c)
+                }
+                (None, None) => bail!(
+                    "--consent: the node key's consent is needed: on the node run `fluxnode \
+                     chain consent --owner {owner} --tier {t} --endpoint {endpoint}` and give \
+                     what it prints (or --node-key-file when this machine holds the node key)"
+                ),
+            };
+            chain::consent::check(&node_key, &chain, &owner, tier, &endpoint, &consent).map_err(
+                |e| {
+                    anyhow!(
+                        "--consent: {e}; make it again on the node for this wallet: `fluxnode \
+                         chain consent --owner {owner} --tier {t} --endpoint {endpoint}`"
+                    )
+                },
+            )?;
+            let body = TxBody::NodeStart {
+                tier,
+                node_key,
                 endpoint,
-            },
-        ),
+                consent,
+            };
+            send_on(&conn, &chain, body)
+        }
         TxCommand::NodeStop {
             node_key_file,
             node_key: k,

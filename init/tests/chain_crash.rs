@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chain::genesis::{Genesis, GenesisNode};
 use chain::keys;
 use chain::ledger::Ledger;
+use chain::params::Params;
 use chain::store::Store;
 use chain::tx::{Tx, TxBody, COIN};
 use common::{call, chain_node, free_port, height, wait};
@@ -57,10 +58,11 @@ fn a_node_killed_twenty_times_during_import_always_restarts_on_a_consistent_stat
         }],
         target: u64::MAX,
         want_eligible: 3,
-        enforce_bench: false,
-        confirm_window: None,
-        expire_after: Some(100_000),
-        reconfirm_min: None,
+        rules: Params {
+            enforce_bench: false,
+            expire_after: 100_000,
+            ..Params::default()
+        },
     };
     let gpath = t.join("genesis.json");
     std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();
@@ -71,6 +73,7 @@ fn a_node_killed_twenty_times_during_import_always_restarts_on_a_consistent_stat
         for i in 0..BLOCKS {
             let tx = Tx::signed(
                 &wallet,
+                &genesis.hash(),
                 i,
                 10_000,
                 TxBody::Transfer {

@@ -68,6 +68,7 @@ fn a_hostile_peer_is_banned_and_the_network_keeps_producing() {
         let (mut c, _) = hello_from("127.0.0.5", pa, &good).await.unwrap();
         let mut tx = Tx::signed(
             &wallet,
+            &genesis.hash(),
             0,
             10_000,
             TxBody::Transfer {

@@ -16,6 +16,7 @@ use std::time::Duration;
 use chain::genesis::{Genesis, GenesisNode};
 use chain::keys;
 use chain::p2p::{Conn, Hello, Limits, Msg, PROTOCOL_VERSION};
+use chain::params::Params;
 use chain::tx::{Hash, Tier, Tx, TxBody, COIN};
 use common::{call, chain_node, free_port, height, wait};
 use ring::rand::SystemRandom;
@@ -110,12 +111,14 @@ fn a_mempool_flood_keeps_nothing_it_should_not_and_relays_none_of_it() {
         nodes,
         target: u64::MAX,
         want_eligible: 3,
-        enforce_bench: false,
-        confirm_window: None,
-        expire_after: None,
-        // The honest nodes confirm every few blocks during the flood.
-        reconfirm_min: Some(5),
+        rules: Params {
+            enforce_bench: false,
+            // The honest nodes confirm every few blocks during the flood.
+            reconfirm_min: 5,
+            ..Params::default()
+        },
     };
+    let c = genesis.hash();
     let gpath = t.join("genesis.json");
     std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();
     let (a, b) = (t.join("n0"), t.join("n1"));
@@ -133,7 +136,7 @@ fn a_mempool_flood_keeps_nothing_it_should_not_and_relays_none_of_it() {
                 bench_report: vec![],
                 workload: vec![],
             };
-            Tx::signed(&fresh_key(), (i % 3) as u64, 0, body)
+            Tx::signed(&fresh_key(), &c, (i % 3) as u64, 0, body)
         })
         .collect();
     let to = "fx00000000000000000000000000000000000000aa"
@@ -141,12 +144,12 @@ fn a_mempool_flood_keeps_nothing_it_should_not_and_relays_none_of_it() {
         .unwrap();
     // Nonce 0 never comes: 1..=16 may wait, the rest is too far ahead.
     let far: Vec<Tx> = (1..=FAR_NONCES)
-        .map(|n| Tx::signed(&attacker, n, 1_000, TxBody::Transfer { to, amount: 1 }))
+        .map(|n| Tx::signed(&attacker, &c, n, 1_000, TxBody::Transfer { to, amount: 1 }))
         .collect();
     let empty: Vec<Tx> = (0..EMPTY_SENDERS)
         .map(|i| {
             let body = TxBody::Transfer { to, amount: 1 };
-            Tx::signed(&fresh_key(), (i % 20) as u64, 1_000, body)
+            Tx::signed(&fresh_key(), &c, (i % 20) as u64, 1_000, body)
         })
         .collect();
     let junk: Vec<&Tx> = fresh.iter().chain(&far).chain(&empty).collect();
@@ -158,6 +161,7 @@ fn a_mempool_flood_keeps_nothing_it_should_not_and_relays_none_of_it() {
         .unwrap();
     let honest = Tx::signed(
         &wallet,
+        &c,
         wallet_nonce,
         10_000,
         TxBody::Transfer {

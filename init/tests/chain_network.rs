@@ -75,6 +75,7 @@ fn a_transfer_reaches_every_node_and_a_killed_node_catches_up() {
     let to = "fx00000000000000000000000000000000000000aa";
     let tx = Tx::signed(
         &net.wallet,
+        &net.chain,
         0,
         10_000,
         TxBody::Transfer {
@@ -133,7 +134,13 @@ fn a_node_missing_its_assigned_instance_stops_producing_until_its_report_is_whol
     };
     net.send(
         0,
-        &Tx::signed(&net.wallet, 0, 10_000, TxBody::AppRegister(spec)),
+        &Tx::signed(
+            &net.wallet,
+            &net.chain,
+            0,
+            10_000,
+            TxBody::AppRegister(spec),
+        ),
     );
     let start = Instant::now();
     let holder = loop {

@@ -1,7 +1,8 @@
 //! The wallet flow through the command line, against real `fluxnode chain` processes: a
-//! fresh key is funded, starts a Cumulus node (which then confirms itself), registers an
-//! app and sees it assigned; a node that never confirms lands on the DoS list, and one
-//! that stops confirming expires.
+//! fresh key is funded, starts a Cumulus node (its key file at hand signs the consent; the
+//! node, its owner configured, then confirms itself), registers an app and sees it
+//! assigned; a node started with the consent it printed (`fluxnode chain consent`) but
+//! never run lands on the DoS list, and one that stops confirming expires.
 
 mod common;
 
@@ -13,6 +14,7 @@ use common::{chain_node, free_port, wait, BIN};
 
 use chain::genesis::{Genesis, GenesisNode};
 use chain::keys;
+use chain::params::Params;
 use chain::tx::COIN;
 use serde_json::{json, Value};
 
@@ -53,10 +55,13 @@ fn a_fresh_wallet_funds_starts_a_node_registers_an_app_and_sees_it_assigned() {
         }],
         target: u64::MAX,
         want_eligible: 3,
-        enforce_bench: false,
-        confirm_window: Some(8),
-        expire_after: Some(15),
-        reconfirm_min: Some(5),
+        rules: Params {
+            enforce_bench: false,
+            confirm_window: 8,
+            expire_after: 15,
+            reconfirm_min: 5,
+            ..Params::default()
+        },
     };
     std::fs::write(p("genesis.json"), serde_json::to_vec(&genesis).unwrap()).unwrap();
     let _n1 = chain_node(
@@ -90,7 +95,8 @@ fn a_fresh_wallet_funds_starts_a_node_registers_an_app_and_sees_it_assigned() {
     let bal = cli(&["wallet", "balance", "--wallet", &me_path, "--rpc", &rpc]);
     assert!(bal.contains("1500.00000000 coins"), "{bal}");
 
-    // It starts a Cumulus node whose key it names; the node then confirms itself.
+    // It starts a Cumulus node whose key file it holds (which signs the consent); the node,
+    // whose owner it is, then confirms itself.
     let k2 = keys::load_or_create(&p("n2/node.key")).unwrap().0;
     let (p2p2, rpc2) = (free_port(), free_port());
     let endpoint = format!("127.0.0.1:{p2p2}");
@@ -120,7 +126,7 @@ fn a_fresh_wallet_funds_starts_a_node_registers_an_app_and_sees_it_assigned() {
         p2p2,
         rpc2,
         &[p2p1],
-        &[],
+        &["--owner", &me],
     );
     wait("the node's confirm", Duration::from_secs(60), || {
         call(rpc1, "getfluxnodestatus", json!([k2_hex]))["result"]["status"] == "CONFIRMED"
@@ -188,6 +194,21 @@ fn a_fresh_wallet_funds_starts_a_node_registers_an_app_and_sees_it_assigned() {
             .unwrap()
             > 2000 * COIN
     });
+    // The node side makes the consent; the wallet, with only the key's hex, sends it.
+    let genesis_path = s(&p("genesis.json"));
+    let consent = cli(&[
+        "chain",
+        "consent",
+        "--owner",
+        &me,
+        "--endpoint",
+        "127.0.0.1:1",
+        "--key",
+        &s(&p("n3/node.key")),
+        "--genesis",
+        &genesis_path,
+    ]);
+    assert_eq!(consent.len(), 128, "{consent}");
     let mut args = vec![
         "tx",
         "node-start",
@@ -199,6 +220,13 @@ fn a_fresh_wallet_funds_starts_a_node_registers_an_app_and_sees_it_assigned() {
         &me_path,
     ];
     args.extend(token);
+    let refused = Command::new(BIN).args(&args).output().unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("fluxnode chain consent --owner"),
+        "a node start without a consent: {err}"
+    );
+    args.extend(["--consent", &consent, "--genesis", &genesis_path]);
     cli(&args);
     wait("the DoS list", Duration::from_secs(60), || {
         call(rpc1, "getfluxnodestatus", json!([k3_hex]))["result"]["status"] == "DOS"

@@ -46,6 +46,7 @@ fn txs() -> Vec<Tx> {
             tier: Tier::Nimbus,
             node_key: [3; 32],
             endpoint: "10.0.0.2:16125".into(),
+            consent: [6; 64],
         },
         TxBody::NodeConfirm {
             bench_tier: Some(Tier::Cumulus),
@@ -71,7 +72,7 @@ fn txs() -> Vec<Tx> {
     bodies
         .into_iter()
         .enumerate()
-        .map(|(i, b)| Tx::signed(&key(1), i as u64, 1_000, b))
+        .map(|(i, b)| Tx::signed(&key(1), &[9; 32], i as u64, 1_000, b))
         .collect()
 }
 

@@ -2,7 +2,7 @@
 //! with the `bench` feature.
 //!
 //! 1. **Verification**: ring's Ed25519 `UnparsedPublicKey::verify` on one core, over
-//!    pre-signed messages of a transfer's signing-bytes size (78 bytes), distinct keys.
+//!    pre-signed messages of a transfer's signing-bytes size (122 bytes), distinct keys.
 //! 2. **Import**: a devnet with one confirmed genesis node and a funded wallet per transfer;
 //!    blocks of `--txs-per-block` transfers, each from its own wallet, are produced first
 //!    (`Ledger::produce`, untimed), then timed as a fresh node would take them: `Ledger::apply`
@@ -36,6 +36,7 @@ use chain::block::Block;
 use chain::genesis::{Genesis, GenesisNode};
 use chain::ledger::Ledger;
 use chain::node::{NoWorkload, NodeConfig};
+use chain::params::Params;
 use chain::store::Store;
 use chain::tx::{PublicKey, Tx, TxBody, COIN};
 use clap::Parser;
@@ -139,11 +140,12 @@ fn genesis(chain_id: &str, time: u64, producer: &PublicKey, wallets: &[Address])
         }],
         target: u64::MAX,
         want_eligible: 1,
-        enforce_bench: false,
-        confirm_window: None,
-        // Confirmed at genesis and never again here: it must outlive every benchmark chain.
-        expire_after: Some(1 << 40),
-        reconfirm_min: None,
+        rules: Params {
+            enforce_bench: false,
+            // Confirmed at genesis and never again here: it must outlive every benchmark chain.
+            expire_after: 1 << 40,
+            ..Params::default()
+        },
     }
 }
 
@@ -167,6 +169,7 @@ fn presign(n: usize) -> Result<Signed> {
             let k = &keys[i % keys.len()];
             let tx = Tx::signed(
                 k,
+                &[0xbe; 32],
                 i as u64,
                 FEE,
                 TxBody::Transfer {
@@ -174,12 +177,12 @@ fn presign(n: usize) -> Result<Signed> {
                     amount: i as u64,
                 },
             );
-            (tx.signer, tx.signing_bytes(), tx.signature)
+            (tx.signer, tx.signing_bytes(&[0xbe; 32]), tx.signature)
         })
         .collect();
     ensure!(
-        signed[0].1.len() == 78,
-        "a transfer's signing bytes are {} bytes, not 78",
+        signed[0].1.len() == 122,
+        "a transfer's signing bytes are {} bytes, not 122",
         signed[0].1.len()
     );
     Ok(signed)
@@ -235,6 +238,7 @@ fn import(args: &Args, work: &Path) -> Result<Import> {
         &pk(&producer),
         &addrs,
     );
+    let chain = g.hash();
     // Each wallet sends once, to the next wallet.
     let transfers: Vec<Tx> = wallets
         .iter()
@@ -244,7 +248,7 @@ fn import(args: &Args, work: &Path) -> Result<Import> {
                 to: addrs[(i + 1) % n],
                 amount: COIN,
             };
-            Tx::signed(k, 0, FEE, body)
+            Tx::signed(k, &chain, 0, FEE, body)
         })
         .collect();
     b.finish_and_clear();
@@ -324,7 +328,7 @@ fn import(args: &Args, work: &Path) -> Result<Import> {
     let verify = timed(reps, || {
         let t = Instant::now();
         assert!(
-            block.txs.iter().all(Tx::verify),
+            block.txs.iter().all(|t| t.verify(&l.params.chain)),
             "a transfer fails to verify"
         );
         t.elapsed()
@@ -376,7 +380,7 @@ fn import(args: &Args, work: &Path) -> Result<Import> {
     });
     let parallel = timed(reps, || {
         let t = Instant::now();
-        assert!(chain::ledger::first_bad_signature(&block.txs).is_none());
+        assert!(chain::ledger::first_bad_signature(&block.txs, &l.params.chain).is_none());
         t.elapsed()
     });
     let parts = parallel + state_apply + clone + root + entries + digest + 2.0 * useful;
@@ -436,6 +440,7 @@ fn run_node(
         token: "bench".into(),
         bench_tier: None,
         bench_report: Vec::new(),
+        owner: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready) = std::sync::mpsc::channel::<Result<(), String>>();

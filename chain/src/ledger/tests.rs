@@ -18,6 +18,7 @@ fn two_ledgers_fed_the_same_blocks_agree_and_rewards_follow_the_tiers() {
         let txs = if i == 3 {
             vec![Tx::signed(
                 &n.wallet,
+                &n.genesis.hash(),
                 0,
                 5_000,
                 TxBody::Transfer {
@@ -55,7 +56,13 @@ fn a_node_missing_an_assigned_instance_is_not_eligible_until_its_report_is_whole
     s.instances = 1;
     s.ram_bytes = 1 << 20;
     s.disk_bytes = 1 << 20;
-    let reg = Tx::signed(&n.wallet, 0, 5_000, TxBody::AppRegister(s));
+    let reg = Tx::signed(
+        &n.wallet,
+        &n.genesis.hash(),
+        0,
+        5_000,
+        TxBody::AppRegister(s),
+    );
     let blk = n.next(&l, &[reg]);
     l.apply(&blk, T0 + 100).unwrap();
     let assigned = assign::assignments(&l.state);
@@ -68,6 +75,7 @@ fn a_node_missing_an_assigned_instance_is_not_eligible_until_its_report_is_whole
     let report = |workload: Vec<InstanceUsage>, nonce: u64| {
         Tx::signed(
             hk,
+            &n.genesis.hash(),
             nonce,
             0,
             TxBody::NodeConfirm {
@@ -146,6 +154,7 @@ fn bad_blocks_are_refused_and_leave_the_tip_alone() {
     assert!(e.contains("in the future"), "{e}");
     let bad_tx = Tx::signed(
         &stranger,
+        &n.genesis.hash(),
         0,
         5_000,
         TxBody::Transfer {
@@ -163,6 +172,10 @@ fn bad_blocks_are_refused_and_leave_the_tip_alone() {
         .unwrap();
     b.header.sign(signer);
     refuse(&mut l, &b, "transaction 0");
+    // The genesis' block limits, not the build's.
+    let mut tight = l.clone();
+    tight.params.max_block_txs = 0;
+    refuse(&mut tight, &b, "1 transactions in");
     assert_eq!((l.digest, l.height()), before);
     l.apply(&good, T0 + 1_000).unwrap();
     refuse(&mut l, &good, "does not follow");
@@ -186,17 +199,28 @@ fn the_target_falls_when_too_many_nodes_are_eligible() {
 fn undo_takes_every_kind_of_change_back_and_a_rank_must_wait_its_delay() {
     let n = net(&[1, 2, 3]);
     let mut l = Ledger::new(n.genesis.clone()).unwrap();
+    let c = l.params.chain;
     let stranger = key();
+    let endpoint = "10.0.0.9:16125";
+    let consent = crate::consent::sign(
+        &stranger,
+        &c,
+        &Address::from_public_key(&pk(&n.wallet)),
+        crate::tx::Tier::Cumulus,
+        endpoint,
+    );
     let txs = vec![
-        Tx::signed(&n.wallet, 0, 5_000, TxBody::AppRegister(spec("web"))),
+        Tx::signed(&n.wallet, &c, 0, 5_000, TxBody::AppRegister(spec("web"))),
         Tx::signed(
             &n.wallet,
+            &c,
             1,
             5_000,
             TxBody::NodeStart {
                 tier: crate::tx::Tier::Cumulus,
                 node_key: pk(&stranger),
-                endpoint: "10.0.0.9:16125".into(),
+                endpoint: endpoint.into(),
+                consent,
             },
         ),
     ];

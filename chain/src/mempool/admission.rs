@@ -116,7 +116,7 @@ impl Mempool {
         if let Err(r) = check(ledger, &run) {
             return Err(refused(ledger, sender, &run, at, r));
         }
-        if !verified && !tx.verify() {
+        if !verified && !tx.verify(&ledger.params.chain) {
             return Err(MempoolError::Signature);
         }
         let victims = if over > 0 || over_bytes > 0 {

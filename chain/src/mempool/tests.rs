@@ -11,6 +11,39 @@ use crate::tx::{InstanceUsage, Tier, COIN};
 
 const TO: Address = Address([0xee; 20]);
 
+thread_local! {
+    /// The chain of the test's devnet, which every transaction signs for.
+    static CHAIN: std::cell::Cell<Hash> = const { std::cell::Cell::new([0; 32]) };
+}
+
+fn chain() -> Hash {
+    CHAIN.with(|c| c.get())
+}
+
+/// A node start by `owner` of `node`, with the node's consent.
+fn start_of(owner: &Ed25519KeyPair, nonce: u64, node: &Ed25519KeyPair) -> Tx {
+    let endpoint = "127.0.0.1:1";
+    let consent = crate::consent::sign(
+        node,
+        &chain(),
+        &Address::from_public_key(&pk(owner)),
+        Tier::Cumulus,
+        endpoint,
+    );
+    Tx::signed(
+        owner,
+        &chain(),
+        nonce,
+        1_000,
+        TxBody::NodeStart {
+            tier: Tier::Cumulus,
+            node_key: pk(node),
+            endpoint: endpoint.into(),
+            consent,
+        },
+    )
+}
+
 /// A one-node devnet with `funded` extra accounts of 10 coins each.
 struct Keys {
     n: Net,
@@ -39,6 +72,7 @@ fn world_with(
         n.genesis.balances.push((a.to_string(), 10 * COIN));
     }
     edit(&mut n.genesis);
+    CHAIN.with(|c| c.set(n.genesis.hash()));
     let w = World {
         l: Ledger::new(n.genesis.clone()).unwrap(),
         m: Mempool::with_limits(limits),
@@ -65,7 +99,7 @@ impl World {
 }
 
 fn pay(k: &Ed25519KeyPair, nonce: u64, fee: u64, amount: u64) -> Tx {
-    Tx::signed(k, nonce, fee, TxBody::Transfer { to: TO, amount })
+    Tx::signed(k, &chain(), nonce, fee, TxBody::Transfer { to: TO, amount })
 }
 
 fn confirm(k: &Ed25519KeyPair, nonce: u64, app: &str) -> Tx {
@@ -81,7 +115,7 @@ fn confirm(k: &Ed25519KeyPair, nonce: u64, app: &str) -> Tx {
         bench_report: vec![],
         workload,
     };
-    Tx::signed(k, nonce, 0, body)
+    Tx::signed(k, &chain(), nonce, 0, body)
 }
 
 fn ids(txs: &[Tx]) -> Vec<Hash> {
@@ -247,7 +281,7 @@ fn the_balance_must_cover_every_pending_transaction() {
 
 #[test]
 fn a_confirm_comes_only_from_a_registered_node_that_is_due_one_at_a_time() {
-    let (ks, mut w) = world_with(0, Limits::default(), |g| g.reconfirm_min = Some(3));
+    let (ks, mut w) = world_with(0, Limits::default(), |g| g.rules.reconfirm_min = 3);
     let node = &ks.n.keys[0];
     let stranger = key();
     let e = w.add(&confirm(&stranger, 0, "a")).unwrap_err();
@@ -342,7 +376,7 @@ fn a_gapped_tx_is_evicted_first_and_a_confirm_last() {
         max_txs: 2,
         ..Limits::default()
     };
-    let (ks, mut w) = world_with(3, limits, |g| g.reconfirm_min = Some(1));
+    let (ks, mut w) = world_with(3, limits, |g| g.rules.reconfirm_min = 1);
     let k = &ks.funded;
     let gapped = pay(&k[0], 1, 900_000, 1);
     let c = confirm(&ks.n.keys[0], 0, "a");
@@ -364,7 +398,7 @@ fn a_gapped_tx_is_evicted_first_and_a_confirm_last() {
         max_txs: 1,
         ..limits
     };
-    let (ks, mut w) = world_with(1, limits, |g| g.reconfirm_min = Some(1));
+    let (ks, mut w) = world_with(1, limits, |g| g.rules.reconfirm_min = 1);
     w.add(&confirm(&ks.n.keys[0], 0, "a")).unwrap();
     let e = w.add(&pay(&ks.funded[0], 0, 9 * COIN, 1)).unwrap_err();
     assert!(matches!(e, MempoolError::Full { .. }), "{e}");
@@ -386,9 +420,15 @@ fn the_byte_limit_evicts_as_many_as_a_big_newcomer_needs() {
     let mut spec = crate::tx::tests::spec("big");
     spec.instances = 1;
     spec.expiry_blocks = 1;
-    let bare = Tx::signed(&k[4], 0, 1_000_000, TxBody::AppRegister(spec.clone()));
+    let bare = Tx::signed(
+        &k[4],
+        &chain(),
+        0,
+        1_000_000,
+        TxBody::AppRegister(spec.clone()),
+    );
     spec.env = vec!["x".repeat(small * 5 / 2 - bare.encode().len())];
-    let big = Tx::signed(&k[4], 0, 1_000_000, TxBody::AppRegister(spec));
+    let big = Tx::signed(&k[4], &chain(), 0, 1_000_000, TxBody::AppRegister(spec));
     let size = big.encode().len();
     assert!(size > 2 * small && size < 3 * small);
     w.add(&big).unwrap();
@@ -425,7 +465,7 @@ fn transactions_older_than_the_age_limit_are_dropped_with_those_after_them() {
 
 #[test]
 fn a_new_tip_drops_what_no_longer_applies_and_relays_what_it_made_ready() {
-    let (ks, mut w) = world_with(2, Limits::default(), |g| g.confirm_window = Some(10));
+    let (ks, mut w) = world_with(2, Limits::default(), |g| g.rules.confirm_window = 10);
     let k = &ks.funded[0];
     let a0 = pay(k, 0, 1_000, 4 * COIN);
     let a1 = pay(k, 1, 1_000, 4 * COIN);
@@ -440,16 +480,7 @@ fn a_new_tip_drops_what_no_longer_applies_and_relays_what_it_made_ready() {
     w.add(&b1).unwrap();
     // A node started by the wallet, whose confirm is pending when its stop is mined.
     let node = key();
-    let start = Tx::signed(
-        &ks.n.wallet,
-        0,
-        1_000,
-        TxBody::NodeStart {
-            tier: Tier::Cumulus,
-            node_key: pk(&node),
-            endpoint: "127.0.0.1:1".into(),
-        },
-    );
+    let start = start_of(&ks.n.wallet, 0, &node);
     let ready = w.mine(&ks.n, &[other, pay(j, 0, 1_000, 1), start]);
     assert_eq!(ids(&ready), vec![b1.id()], "b1 became ready");
     assert!(!w.has(&a0) && !w.has(&a1));
@@ -457,6 +488,7 @@ fn a_new_tip_drops_what_no_longer_applies_and_relays_what_it_made_ready() {
     w.add(&c).unwrap();
     let stop = Tx::signed(
         &ks.n.wallet,
+        &chain(),
         1,
         1_000,
         TxBody::NodeStop {
@@ -470,18 +502,9 @@ fn a_new_tip_drops_what_no_longer_applies_and_relays_what_it_made_ready() {
 
 #[test]
 fn a_started_nodes_confirm_goes_when_its_window_closes() {
-    let (ks, mut w) = world_with(0, Limits::default(), |g| g.confirm_window = Some(2));
+    let (ks, mut w) = world_with(0, Limits::default(), |g| g.rules.confirm_window = 2);
     let node = key();
-    let start = Tx::signed(
-        &ks.n.wallet,
-        0,
-        1_000,
-        TxBody::NodeStart {
-            tier: Tier::Cumulus,
-            node_key: pk(&node),
-            endpoint: "127.0.0.1:1".into(),
-        },
-    );
+    let start = start_of(&ks.n.wallet, 0, &node);
     w.mine(&ks.n, &[start]);
     let c = confirm(&node, 0, "a");
     w.add(&c).unwrap();

@@ -72,6 +72,9 @@ pub struct NodeConfig {
     /// The tier of this node's benchmark, and its signed report, sent with its confirms.
     pub bench_tier: Option<crate::tx::Tier>,
     pub bench_report: Vec<u8>,
+    /// The owner this node confirms for: registered by anyone else, or with no owner set,
+    /// it sends no confirms.
+    pub owner: Option<crate::address::Address>,
 }
 
 pub struct Shared {

@@ -279,7 +279,10 @@ fn on_headers(
     peer: SocketAddr,
     headers: Vec<crate::block::Header>,
 ) -> bool {
-    let height = lock(&s.ledger).height();
+    let (height, max_reorg) = {
+        let l = lock(&s.ledger);
+        (l.height(), l.params.max_reorg)
+    };
     if headers.is_empty() {
         // Nothing after our tip: a peer that said it was ahead is not (or will not say),
         // and is no longer asked first.
@@ -333,7 +336,7 @@ fn on_headers(
     }
     if !parent_ok {
         // The fork is below these headers: ask from further back (bounded).
-        if d.height <= 1 || height.saturating_sub(d.height) > crate::consensus::MAX_REORG {
+        if d.height <= 1 || height.saturating_sub(d.height) > max_reorg {
             return true;
         }
         let from = d.height.saturating_sub(32).max(1);

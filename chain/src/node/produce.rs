@@ -1,6 +1,7 @@
 //! The node's own work: producing a block when it is useful and eligible in the current
 //! slot (after its rank's delay), and sending its confirm, with its workload report, as
-//! soon as the lifecycle rules allow one.
+//! soon as the lifecycle rules allow one, and only when the owner who registered it is the
+//! owner configured for this node.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -8,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{info, warn};
 
 use super::{lock, Shared};
+use crate::address::Address;
 use crate::keys;
 use crate::p2p::Msg;
 use crate::state::NodeStatus;
@@ -77,31 +79,57 @@ fn tick(s: &Shared) {
     }
 }
 
+/// Why this node sends no confirm for a registration by `registered`, if it sends none: it
+/// confirms only for the owner configured for it.
+fn not_for_owner(configured: Option<&Address>, registered: &Address) -> Option<String> {
+    match configured {
+        None => Some(format!(
+            "registered by {registered}, but this node has no owner configured (--owner, \
+             [chain] owner): it confirms for nobody"
+        )),
+        Some(owner) if owner != registered => Some(format!(
+            "registered by {registered}, not by this node's owner {owner}: it confirms for \
+             its owner only"
+        )),
+        Some(_) => None,
+    }
+}
+
 /// Sends this node's confirm whenever the rules allow one: right after its start, and
-/// again each time the re-confirm wait has passed, with the current workload report.
+/// again each time the re-confirm wait has passed, with the current workload report; never
+/// for a registration by anyone but its configured owner (each reason logged once).
 pub async fn confirm_loop(s: Arc<Shared>) {
     let me = keys::public(&s.cfg.key);
+    let account = crate::address::Address::from_public_key(&me);
     let mut last_refusal = None;
+    let mut said: Option<String> = None;
+    if s.cfg.owner.is_none() {
+        warn!("no owner configured (--owner, [chain] owner): this node confirms for nobody");
+    }
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let account = crate::address::Address::from_public_key(&me);
-        let due = |s: &Shared| {
+        // The nonce of a confirm that is due now, for this node's owner, with none pending.
+        let due = |s: &Shared, said: &mut Option<String>| {
             let l = lock(&s.ledger);
-            let due = l
-                .state
-                .nodes
-                .get(&me)
-                .is_some_and(|node| match node.status {
-                    NodeStatus::Started => true,
-                    NodeStatus::Confirmed { last } => {
-                        l.height() + 1 >= last + l.params.reconfirm_min
-                    }
-                    NodeStatus::Stopping { .. } => false,
-                });
+            let node = l.state.nodes.get(&me)?;
+            if let Some(why) = not_for_owner(s.cfg.owner.as_ref(), &node.owner) {
+                if said.as_deref() != Some(why.as_str()) {
+                    warn!("no confirm: {why}");
+                    *said = Some(why);
+                }
+                return None;
+            }
+            let due = match node.status {
+                NodeStatus::Started => true,
+                NodeStatus::Confirmed { last } => {
+                    l.height() + 1 >= last.saturating_add(l.params.reconfirm_min)
+                }
+                NodeStatus::Stopping { .. } => false,
+            };
             let pending = lock(&s.mempool).pending_from(&account) > 0;
-            (due && !pending).then(|| l.state.account(&account).nonce)
+            (due && !pending).then(|| (l.state.account(&account).nonce, l.params.chain))
         };
-        if due(&s).is_none() {
+        if due(&s, &mut said).is_none() {
             continue;
         }
         // PID1's report is asked for outside the ledger's lock (its socket may be slow).
@@ -111,7 +139,7 @@ pub async fn confirm_loop(s: Arc<Shared>) {
             continue;
         };
         // Still due on the tip of now (it may have moved while PID1 answered).
-        let Some(nonce) = due(&s) else {
+        let Some((nonce, chain)) = due(&s, &mut said) else {
             continue;
         };
         let body = TxBody::NodeConfirm {
@@ -119,7 +147,7 @@ pub async fn confirm_loop(s: Arc<Shared>) {
             bench_report: s.cfg.bench_report.clone(),
             workload,
         };
-        let tx = Tx::signed(&s.cfg.key, nonce, 0, body);
+        let tx = Tx::signed(&s.cfg.key, &chain, nonce, 0, body);
         let admitted = {
             let l = lock(&s.ledger);
             lock(&s.mempool).add(tx, &l)
@@ -137,5 +165,23 @@ pub async fn confirm_loop(s: Arc<Shared>) {
             }
             Err(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_confirms_only_for_its_configured_owner() {
+        let (mine, theirs) = (Address([1; 20]), Address([2; 20]));
+        assert_eq!(not_for_owner(Some(&mine), &mine), None);
+        let why = not_for_owner(Some(&mine), &theirs).unwrap();
+        assert!(
+            why.contains(&format!("not by this node's owner {mine}")),
+            "{why}"
+        );
+        let why = not_for_owner(None, &mine).unwrap();
+        assert!(why.contains("no owner configured"), "{why}");
     }
 }

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use crate::block::Block;
-use crate::consensus::{self, Standing, MAX_REORG};
+use crate::consensus::{self, Standing};
 use crate::ledger::{BlockError, Ledger, Undo};
 use crate::state::StateKey;
 use crate::store::{Store, Switch};
@@ -18,8 +18,8 @@ use crate::store::{Store, Switch};
 /// Why a branch was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
-    #[error("a reorganisation from {tip} back to {fork} is deeper than {MAX_REORG}")]
-    TooDeep { tip: u64, fork: u64 },
+    #[error("a reorganisation from {tip} back to {fork} is deeper than {max}")]
+    TooDeep { tip: u64, fork: u64, max: u64 },
     #[error("the branch does not link at height {0}")]
     Unlinked(u64),
     #[error("the branch to height {theirs} is not better than ours to {ours}")]
@@ -76,8 +76,9 @@ pub fn switch(
     now: u64,
 ) -> Result<Switched, Refused> {
     let tip = current.height();
-    if tip.saturating_sub(fork) > MAX_REORG {
-        return Err(Refused::TooDeep { tip, fork });
+    let max = current.params.max_reorg;
+    if tip.saturating_sub(fork) > max {
+        return Err(Refused::TooDeep { tip, fork, max });
     }
     let their_len = fork + blocks.len() as u64;
     // Cheap checks first: the length and the links.

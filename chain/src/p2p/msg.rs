@@ -261,7 +261,7 @@ pub(crate) mod tests {
             to: Address([7; 20]),
             amount: 5,
         };
-        Tx::signed(&key(), nonce, 10, body)
+        Tx::signed(&key(), &[0xc1; 32], nonce, 10, body)
     }
 
     fn every_msg() -> Vec<Msg> {
@@ -330,7 +330,7 @@ pub(crate) mod tests {
         let e = Msg::decode(&b).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "message at byte 7: transaction: version 9 is unknown (expected 1)"
+            "message at byte 7: transaction: version 9 is unknown (expected 2)"
         );
     }
 

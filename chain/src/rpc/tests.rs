@@ -27,6 +27,7 @@ fn fixture() -> Fixture {
     let txs = vec![
         Tx::signed(
             &n.wallet,
+            &n.genesis.hash(),
             0,
             5_000,
             TxBody::Transfer {
@@ -34,7 +35,13 @@ fn fixture() -> Fixture {
                 amount: COIN,
             },
         ),
-        Tx::signed(&n.wallet, 1, 5_000, TxBody::AppRegister(s)),
+        Tx::signed(
+            &n.wallet,
+            &n.genesis.hash(),
+            1,
+            5_000,
+            TxBody::AppRegister(s),
+        ),
     ];
     for i in 0..3 {
         let b = n.next(&ledger, if i == 1 { &txs } else { &[] });
@@ -133,6 +140,7 @@ fn every_method_answers() {
     assert_eq!(loc.as_array().unwrap().len(), 1);
     let t = Tx::signed(
         &f.n.wallet,
+        &f.n.genesis.hash(),
         2,
         5_000,
         TxBody::Transfer {
@@ -161,6 +169,7 @@ fn errors_are_json_rpc_errors() {
     let mut f = fixture();
     let t = Tx::signed(
         &f.n.wallet,
+        &f.n.genesis.hash(),
         2,
         5_000,
         TxBody::Transfer {
@@ -180,6 +189,7 @@ fn errors_are_json_rpc_errors() {
     assert_eq!(f.code("sendrawtransaction", json!(["0100"]), true), -22);
     let spent = Tx::signed(
         &f.n.wallet,
+        &f.n.genesis.hash(),
         0,
         5_000,
         TxBody::Transfer {

@@ -9,6 +9,7 @@ fn chain_of(n: &crate::testnet::Net, store: &Store, blocks: usize) -> Ledger {
     for i in 0..blocks {
         let txs = vec![Tx::signed(
             &n.wallet,
+            &n.genesis.hash(),
             i as u64,
             5_000,
             TxBody::Transfer {
@@ -81,6 +82,7 @@ fn branch(n: &crate::testnet::Net, store: &Store, fork: u64, len: u64, to: u8) -
     for i in 0..len {
         let tx = Tx::signed(
             &n.wallet,
+            &l.params.chain,
             nonce + i,
             5_000,
             TxBody::Transfer {
@@ -180,11 +182,16 @@ fn undo_records_are_kept_for_the_reorganisation_window_only() {
     let store = Store::open(dir.path()).unwrap();
     let l = chain_of(&n, &store, 3);
     assert!(store.undo(3).unwrap().is_some());
-    // A block at UNDO_KEPT + 1 drops the record of block 1.
+    // A block at 2 x max_reorg + 1 drops the record of block 1.
     let mut batch = sled::Batch::default();
     let mut far = store.block_at(3).unwrap().unwrap();
-    far.header.height = UNDO_KEPT + 1;
-    Store::put_block(&mut batch, &far, &store.undo(3).unwrap().unwrap());
+    far.header.height = UNDO_KEPT * l.params.max_reorg + 1;
+    Store::put_block(
+        &mut batch,
+        &far,
+        &store.undo(3).unwrap().unwrap(),
+        l.params.max_reorg,
+    );
     store.db.apply_batch(batch).unwrap();
     assert!(store.undo(1).unwrap().is_none());
     assert!(store.undo(2).unwrap().is_some());

@@ -100,6 +100,11 @@ pub fn set(c: &mut Config, section: &str, key: &str, v: Value) -> Result<(), Str
         ("chain", "enabled") => c.chain.enabled = boolean(&v)?,
         ("chain", "devnet") => c.chain.devnet = boolean(&v)?,
         ("chain", "rpc_listen") => c.chain.rpc_listen = socket_addr(&v)?,
+        ("chain", "owner") => {
+            c.chain.owner = Some(string(&v)?.parse().map_err(|e| {
+                format!("expected an owner address like fx followed by 40 hex digits: {e}")
+            })?)
+        }
         ("apps", "reserve_cpu") => c.reserve.cpu_millis = cores(&v)?,
         ("apps", "reserve_ram") => c.reserve.ram_bytes = size(&v)?,
         ("apps", "reserve_disk") => c.reserve.disk_bytes = size(&v)?,

@@ -53,6 +53,10 @@ pub struct Chain {
     pub devnet: bool,
     /// Where JSON-RPC listens: this node only by default; `0.0.0.0:16124` opens it.
     pub rpc_listen: std::net::SocketAddr,
+    /// The owner address this node confirms for (`[chain] owner = "fx..."`): a registration
+    /// by anyone else gets no confirms. None: it confirms for nobody (a devnet's own wallet
+    /// is its owner).
+    pub owner: Option<chain::address::Address>,
 }
 
 /// Updates: how a new version proves itself before it is committed.
@@ -114,6 +118,7 @@ impl Default for Config {
                 enabled: true,
                 devnet: false,
                 rpc_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 16124)),
+                owner: None,
             },
             update: Update { health_secs: 120 },
             services: Vec::new(),

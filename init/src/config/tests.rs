@@ -191,6 +191,24 @@ fn json_rpc_listens_on_this_machine_only_until_opened() {
 }
 
 #[test]
+fn the_owner_a_node_confirms_for_comes_from_file_or_command_line() {
+    let mut c = Config::default();
+    assert_eq!(c.chain.owner, None);
+    let owner = "fx00112233445566778899aabbccddeeff00112233";
+    let diags = c.apply_toml("t.toml", &format!("[chain]\nowner = \"{owner}\"\n"));
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(c.chain.owner.map(|a| a.to_string()).as_deref(), Some(owner));
+    let diags = c.apply_cmdline([("fluxnode.chain.owner", "fx12")].into_iter());
+    assert!(
+        diags[0]
+            .to_string()
+            .starts_with("kernel command line: fluxnode.chain.owner: expected an owner address"),
+        "{diags:?}"
+    );
+    assert_eq!(c.chain.owner.map(|a| a.to_string()).as_deref(), Some(owner));
+}
+
+#[test]
 fn private_ranges_apps_may_reach_come_from_file_and_command_line() {
     let mut c = Config::default();
     assert!(c.allow_private.is_empty());

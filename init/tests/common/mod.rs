@@ -1,5 +1,6 @@
 //! Shared by the chain process tests: free ports, `fluxnode chain` processes that are
-//! killed when dropped, JSON-RPC calls and waiting for a condition.
+//! killed when dropped (each given the owner its genesis lists for its key, as an operator
+//! configures it), JSON-RPC calls and waiting for a condition.
 
 #![allow(dead_code)]
 
@@ -33,7 +34,15 @@ impl Drop for Proc {
     }
 }
 
-/// `fluxnode chain` with its data in `dir` (its stderr appended to `dir/log`).
+/// The owner the genesis at `genesis` lists for the node key at `key`, if it lists one.
+pub fn genesis_owner(genesis: &Path, key: &Path) -> Option<String> {
+    let g: chain::genesis::Genesis = serde_json::from_slice(&std::fs::read(genesis).ok()?).ok()?;
+    let me = hex::encode(chain::keys::public(&chain::keys::load(key).ok()?));
+    g.nodes.into_iter().find(|n| n.key == me).map(|n| n.owner)
+}
+
+/// `fluxnode chain` with its data in `dir` (its stderr appended to `dir/log`); its owner is
+/// the genesis' for its key unless `extra` gives `--owner`.
 pub fn chain_node(
     dir: &Path,
     genesis: &Path,
@@ -59,6 +68,11 @@ pub fn chain_node(
         .arg("--workload-file")
         .arg(dir.join("workload.json"))
         .args(extra);
+    if !extra.contains(&"--owner") {
+        if let Some(owner) = genesis_owner(genesis, key) {
+            cmd.args(["--owner", &owner]);
+        }
+    }
     for p in peers {
         cmd.args(["--peer", &format!("127.0.0.1:{p}")]);
     }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use chain::genesis::{Genesis, GenesisNode};
 use chain::keys;
+use chain::params::Params;
 use chain::tx::{Tx, COIN};
 use serde_json::{json, Value};
 
@@ -27,6 +28,8 @@ pub struct Net {
     pub genesis: PathBuf,
     pub wallet: ring::signature::Ed25519KeyPair,
     pub owners: Vec<String>,
+    /// The genesis hash, which transactions are signed for.
+    pub chain: [u8; 32],
 }
 
 impl Net {
@@ -80,10 +83,11 @@ impl Net {
             nodes: gnodes,
             target: u64::MAX,
             want_eligible: 3,
-            enforce_bench: false,
-            confirm_window: None,
-            expire_after: None,
-            reconfirm_min: Some(5),
+            rules: Params {
+                enforce_bench: false,
+                reconfirm_min: 5,
+                ..Params::default()
+            },
         };
         let genesis = tmp.path().join("genesis.json");
         std::fs::write(&genesis, serde_json::to_vec(&g).unwrap()).unwrap();
@@ -93,6 +97,7 @@ impl Net {
             genesis,
             wallet,
             owners,
+            chain: g.hash(),
         };
         for i in 0..net.nodes.len() {
             net.start(i);
@@ -115,7 +120,9 @@ impl Net {
             .arg("--rpc")
             .arg(format!("127.0.0.1:{}", n.rpc))
             .arg("--workload-file")
-            .arg(n.dir.join("workload.json"));
+            .arg(n.dir.join("workload.json"))
+            .arg("--owner")
+            .arg(&self.owners[i]);
         for p in &n.peers {
             cmd.arg("--peer").arg(format!("127.0.0.1:{p}"));
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chain::genesis::{Genesis, GenesisNode};
 use chain::keys;
 use chain::p2p::{Conn, Hello, Limits, PROTOCOL_VERSION};
+use chain::params::Params;
 use chain::tx::COIN;
 use tokio::net::TcpSocket;
 
@@ -63,10 +64,11 @@ pub fn two_nodes(t: &std::path::Path) -> Pair {
         nodes,
         target: u64::MAX,
         want_eligible: 3,
-        enforce_bench: false,
-        confirm_window: None,
-        expire_after: None,
-        reconfirm_min: Some(5),
+        rules: Params {
+            enforce_bench: false,
+            reconfirm_min: 5,
+            ..Params::default()
+        },
     };
     let gpath = t.join("genesis.json");
     std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();

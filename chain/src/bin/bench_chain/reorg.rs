@@ -43,6 +43,7 @@ fn block(
         .map(|i| {
             Tx::signed(
                 wallet,
+                &l.params.chain,
                 nonce + i,
                 FEE,
                 TxBody::Transfer {

@@ -29,6 +29,7 @@ fn pay(n: &Net, l: &Ledger, to: u8) -> Vec<Tx> {
         .nonce;
     vec![Tx::signed(
         &n.wallet,
+        &l.params.chain,
         nonce,
         5_000,
         TxBody::Transfer {
@@ -132,7 +133,11 @@ fn a_shorter_or_too_deep_or_unlinked_branch_is_refused_before_any_work() {
     let deep = grow(&n, at(&n, &store, 3), 1, 9);
     assert!(matches!(
         switch(&store, &l, 3, &deep, NOW),
-        Err(Refused::TooDeep { tip: 105, fork: 3 })
+        Err(Refused::TooDeep {
+            tip: 105,
+            fork: 3,
+            ..
+        })
     ));
     let mut unlinked = grow(&n, at(&n, &store, 100), 7, 9);
     unlinked.remove(3);

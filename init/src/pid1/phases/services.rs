@@ -27,8 +27,9 @@ const UNHEALTHY_BOOTS: &str = "/data/apps/unhealthy-boots";
 
 /// The chain node as a service, when /data is mounted and there is a genesis (or a chain
 /// store, which keeps its genesis, or a devnet is asked for): its data in /data/chain, its
-/// key /data/keys/node.key. A devnet always gets `--devnet`, so a damaged genesis file is
-/// restored from the store, or made again while there is none.
+/// key /data/keys/node.key, its owner `[chain] owner` (it confirms for no one else). A
+/// devnet always gets `--devnet`, so a damaged genesis file is restored from the store, or
+/// made again while there is none.
 fn chain_service(boot: &Boot) -> Option<ServiceSpec> {
     let c = &boot.config.chain;
     if !c.enabled || !matches!(boot.data, DataState::Mounted { .. }) {
@@ -38,6 +39,9 @@ fn chain_service(boot: &Boot) -> Option<ServiceSpec> {
         .map(String::from)
         .to_vec();
     argv.extend(["--rpc".to_owned(), c.rpc_listen.to_string()]);
+    if let Some(owner) = c.owner {
+        argv.extend(["--owner".to_owned(), owner.to_string()]);
+    }
     if c.devnet {
         argv.push("--devnet".into());
     } else if !Path::new("/data/chain/genesis.json").exists()
