@@ -241,6 +241,23 @@ impl State {
                 }
                 0
             }
+            TxBody::Evidence { a, b } => {
+                let id = key_hex(&a.producer);
+                let bad = |why: &str| Err(TxError::Node(id.clone(), why.into()));
+                if a.producer != b.producer || a.slot != b.slot || a.hash() == b.hash() {
+                    return bad("the evidence is not two headers of one producer for one slot");
+                }
+                if !a.verify() || !b.verify() {
+                    return bad("a header of the evidence is not signed by its producer");
+                }
+                if !self.nodes.contains_key(&a.producer) {
+                    return bad("not registered");
+                }
+                if let Some(until) = self.dos.get(&a.producer) {
+                    return bad(&format!("already on the DoS list until height {until}"));
+                }
+                0
+            }
         })
     }
 
@@ -301,7 +318,7 @@ impl State {
                 want: acc.nonce,
             });
         }
-        let free = matches!(tx.body, TxBody::NodeConfirm { .. });
+        let free = tx.body.is_free();
         if !free && tx.fee < p.min_fee {
             return Err(TxError::Fee {
                 got: tx.fee,
@@ -349,6 +366,10 @@ impl State {
             }
             TxBody::AppCancel { name } => {
                 self.touched.insert(StateKey::App(name.clone()));
+            }
+            TxBody::Evidence { a, .. } => {
+                self.touched.insert(StateKey::Node(a.producer));
+                self.touched.insert(StateKey::Dos(a.producer));
             }
         }
         match &tx.body {
@@ -405,6 +426,19 @@ impl State {
             TxBody::AppCancel { name } => {
                 self.apps.remove(name);
             }
+            TxBody::Evidence { a, .. } => {
+                // The equivocator stops (its collateral unlocks as after a stop) and may
+                // not start again while on the DoS list.
+                if let Some(node) = self.nodes.get_mut(&a.producer) {
+                    if !matches!(node.status, NodeStatus::Stopping { .. }) {
+                        node.status = NodeStatus::Stopping {
+                            unlock_at: height.saturating_add(p.unlock_after),
+                        };
+                    }
+                }
+                self.dos
+                    .insert(a.producer, height.saturating_add(p.dos_blocks));
+            }
         }
         Ok(tx.fee)
     }
@@ -434,6 +468,12 @@ impl State {
                     Some(node_key)
                 }
                 TxBody::NodeConfirm { .. } => Some(&tx.signer),
+                TxBody::Evidence { a, .. } => {
+                    if let Some(until) = self.dos.get(&a.producer) {
+                        v.dos.insert(a.producer, *until);
+                    }
+                    Some(&a.producer)
+                }
                 TxBody::NodeStop { node_key } => Some(node_key),
                 TxBody::AppRegister(AppSpec { name, .. })
                 | TxBody::AppUpdate(AppSpec { name, .. })
@@ -1084,5 +1124,63 @@ mod tests {
         let mut bad = spec("Web!");
         bad.instances = 1;
         assert!(w.send(false, TxBody::AppRegister(bad), 1006).is_err());
+    }
+
+    #[test]
+    fn evidence_of_two_headers_for_one_slot_stops_the_producer_and_bars_its_key() {
+        let mut w = World::new();
+        w.start(1).unwrap();
+        w.confirm(2).unwrap();
+        let header = |slot: u64, height: u64, k: &Ed25519KeyPair| {
+            let mut h = crate::block::Header {
+                height,
+                prev: [height as u8; 32],
+                slot,
+                time: slot,
+                producer: [0; 32],
+                tx_root: [0; 32],
+                state_digest: [0; 32],
+                signature: [0; 64],
+            };
+            h.sign(k);
+            Box::new(h)
+        };
+        let evidence = |a, b| TxBody::Evidence { a, b };
+        let n = &w.node;
+        let stranger = key();
+        // Not evidence: one header twice, two slots, two producers, a forged signature, a
+        // producer that is no node.
+        let same = header(7, 5, n);
+        let mut forged = header(7, 6, n);
+        forged.height = 9;
+        let wrong = [
+            (same.clone(), same, "not two headers"),
+            (header(7, 5, n), header(8, 5, n), "not two headers"),
+            (header(7, 5, n), header(7, 6, &stranger), "not two headers"),
+            (header(7, 5, n), forged, "not signed"),
+            (
+                header(7, 5, &stranger),
+                header(7, 6, &stranger),
+                "not registered",
+            ),
+        ];
+        let real = evidence(header(7, 5, n), header(7, 6, n));
+        let later = evidence(header(9, 5, n), header(9, 6, n));
+        for (a, b, why) in wrong {
+            let e = w.send(false, evidence(a, b), 3).unwrap_err();
+            assert!(e.to_string().contains(why), "{e}");
+        }
+        // Real evidence, sent free by anyone: the node stops and its key is barred.
+        let before = w.owner_balance();
+        let tx = Tx::signed(&stranger, &w.p.chain, 0, 0, real);
+        assert_eq!(w.s.apply(&tx, 3, &w.p), Ok(0));
+        let node = &w.s.nodes[&pk(&w.node)];
+        assert!(matches!(node.status, NodeStatus::Stopping { .. }));
+        assert_eq!(w.s.dos.get(&pk(&w.node)), Some(&(3 + w.p.dos_blocks)));
+        assert_eq!(w.owner_balance(), before);
+        // Once is enough.
+        let again = Tx::signed(&stranger, &w.p.chain, 1, 0, later);
+        let e = w.s.apply(&again, 4, &w.p).unwrap_err();
+        assert!(e.to_string().contains("already on the DoS list"), "{e}");
     }
 }

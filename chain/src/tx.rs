@@ -104,6 +104,12 @@ pub enum TxBody {
     AppCancel {
         name: String,
     },
+    /// Two different headers signed by one producer for one slot: the producer equivocated.
+    /// Anyone may send it, free; it stops that node and puts its key on the DoS list.
+    Evidence {
+        a: Box<crate::block::Header>,
+        b: Box<crate::block::Header>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,6 +213,9 @@ impl TxBody {
             TxBody::AppCancel { name } => {
                 w.u8(7).str(name);
             }
+            TxBody::Evidence { a, b } => {
+                w.u8(8).bytes(&a.encode()).bytes(&b.encode());
+            }
         }
     }
 
@@ -252,8 +261,20 @@ impl TxBody {
             7 => TxBody::AppCancel {
                 name: r.str(MAX_NAME)?,
             },
+            8 => TxBody::Evidence {
+                a: Box::new(crate::block::Header::decode(r.bytes(1024)?)?),
+                b: Box::new(crate::block::Header::decode(r.bytes(1024)?)?),
+            },
             t => return Err(r.err(format!("transaction type {t} is unknown"))),
         })
+    }
+}
+
+impl TxBody {
+    /// Whether it may pay no fee: a node's confirm (bounded by the registry) and evidence
+    /// of an equivocation (valid once per offence).
+    pub fn is_free(&self) -> bool {
+        matches!(self, TxBody::NodeConfirm { .. } | TxBody::Evidence { .. })
     }
 }
 

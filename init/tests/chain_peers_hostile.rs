@@ -203,3 +203,63 @@ fn a_peer_asking_for_blocks_at_full_rate_is_served_within_its_budget() {
     );
     still_agree(&net);
 }
+
+/// Node B's key signs two different headers for one slot (a producer that equivocates),
+/// and a peer shows both to node A: A sends the evidence, a block carries it, and B stops
+/// producing with its key on the DoS list, on both nodes; A goes on alone.
+#[test]
+fn an_equivocation_is_caught_put_in_a_block_and_bars_the_producer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let net = two_nodes(t);
+    wait("four blocks", Duration::from_secs(30), || {
+        height(net.ra) >= 4
+    });
+    let insider = keys::load(&t.join("n1/node.key")).unwrap();
+    let b_key = hex::encode(keys::public(&insider));
+    let tip = height(net.ra) - 1;
+    let parent: [u8; 32] = hex::decode(hash_at(net.ra, tip - 1).unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let time = chain::node::now_secs();
+    let two: Vec<Header> = [1u8, 2]
+        .iter()
+        .map(|n| {
+            let mut h = Header {
+                height: tip,
+                prev: parent,
+                slot: time - net.genesis.time,
+                time,
+                producer: keys::public(&insider),
+                tx_root: [*n; 32],
+                state_digest: [0; 32],
+                signature: [0; 64],
+            };
+            h.sign(&insider);
+            h
+        })
+        .collect();
+    runtime().block_on(async {
+        let (mut c, _) = hello_from("127.0.0.13", net.pa, &hello(&net.genesis))
+            .await
+            .unwrap();
+        for h in &two {
+            c.send(&Msg::Headers(vec![h.clone()])).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    });
+    let status = |rpc: u16| {
+        common::call(rpc, "getfluxnodestatus", serde_json::json!([b_key]))["result"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    wait("B stopped on both nodes", Duration::from_secs(30), || {
+        status(net.ra) == "STOPPING" && status(net.rb) == "STOPPING"
+    });
+    let log = std::fs::read_to_string(t.join("n0/log")).unwrap();
+    assert!(log.contains("signed two headers for slot"), "{log}");
+    still_agree(&net);
+}

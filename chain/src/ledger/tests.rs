@@ -274,3 +274,82 @@ fn undo_takes_every_kind_of_change_back_and_a_rank_must_wait_its_delay() {
     let e = l.clone().apply(&b, start + 100).unwrap_err();
     assert!(e.why.contains("before its delay ended"), "{e}");
 }
+
+/// The conservation check: at every height, the coins in accounts plus the collateral
+/// locked in nodes change by exactly what the block mints (the producer's share, and each
+/// tier's share when that tier has a useful node) less what apps pay (burned), through
+/// transfers, an app registration, a node's start, stop and refund.
+#[test]
+fn supply_changes_by_what_each_block_mints_less_app_payments_at_every_height() {
+    let mut n = net(&[1, 2, 3]);
+    n.genesis.rules.unlock_after = 3;
+    let mut l = Ledger::new(n.genesis.clone()).unwrap();
+    let c = l.params.chain;
+    let supply = |l: &Ledger| -> u128 {
+        let coins: u128 = l.state.accounts.values().map(|a| a.balance as u128).sum();
+        let locked: u128 = l.state.nodes.values().map(|n| n.collateral as u128).sum();
+        coins + locked
+    };
+    let wallet = Address::from_public_key(&pk(&n.wallet));
+    let stranger = key();
+    let endpoint = "10.0.0.7:16125";
+    let consent = crate::consent::sign(&stranger, &c, &wallet, crate::tx::Tier::Cumulus, endpoint);
+    let app = spec("web");
+    let app_price = (app.instances as u64) * app.expiry_blocks * l.params.app_price;
+    let mut prev = supply(&l);
+    for h in 1..=30u64 {
+        let nonce = l.state.account(&wallet).nonce;
+        let body = match h {
+            5 => Some(TxBody::AppRegister(app.clone())),
+            7 => Some(TxBody::NodeStart {
+                tier: crate::tx::Tier::Cumulus,
+                node_key: pk(&stranger),
+                endpoint: endpoint.into(),
+                consent,
+            }),
+            9 => Some(TxBody::NodeStop {
+                node_key: pk(&stranger),
+            }),
+            h if h % 3 == 0 => Some(TxBody::Transfer {
+                to: Address([h as u8; 20]),
+                amount: h * COIN,
+            }),
+            _ => None,
+        };
+        let burned = if h == 5 { app_price } else { 0 };
+        let txs: Vec<Tx> = body
+            .into_iter()
+            .map(|b| Tx::signed(&n.wallet, &c, nonce, 5_000, b))
+            .collect();
+        let useful = l.useful();
+        let (producer, shares) = consensus::split(
+            consensus::block_reward(h, l.genesis.slot_secs, &l.params),
+            &l.params,
+        );
+        let minted = producer
+            + crate::tx::Tier::ALL
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| useful.values().any(|u| u == *t))
+                .map(|(i, _)| shares[i])
+                .sum::<u64>();
+        let b = n.next(&l, &txs);
+        assert_eq!(
+            b.txs.len(),
+            txs.len(),
+            "height {h}: every transaction went in"
+        );
+        l.apply(&b, T0 + 1_000_000).unwrap();
+        let now = supply(&l);
+        assert_eq!(
+            now,
+            prev + minted as u128 - burned as u128,
+            "height {h}: supply {now}, was {prev}, minted {minted}, burned {burned}"
+        );
+        prev = now;
+    }
+    assert!(
+        !l.state.nodes.contains_key(&pk(&stranger)),
+        "the stopped node left with its collateral"
+    );
+}

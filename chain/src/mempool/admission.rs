@@ -10,7 +10,7 @@
 use crate::address::Address;
 use crate::ledger::Ledger;
 use crate::state::TxError;
-use crate::tx::{Tx, TxBody};
+use crate::tx::Tx;
 
 use super::evict::Rank;
 use super::{Admitted, Entry, Mempool, MempoolError, Queue};
@@ -28,7 +28,7 @@ impl Mempool {
         if self.ids.contains_key(&id) {
             return Err(MempoolError::Known);
         }
-        let confirm = matches!(tx.body, TxBody::NodeConfirm { .. });
+        let confirm = tx.body.is_free();
         let min = ledger.params.min_fee;
         if !confirm && tx.fee < min {
             return Err(MempoolError::Fee { got: tx.fee, min });

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::address::Address;
 use crate::ledger::Ledger;
 use crate::state::TxError;
-use crate::tx::{Hash, Tx, TxBody};
+use crate::tx::{Hash, Tx};
 use evict::{Rank, Tail};
 
 /// Pending transactions in all.
@@ -151,7 +151,7 @@ struct Entry {
 
 impl Entry {
     fn confirm(&self) -> bool {
-        matches!(self.tx.body, TxBody::NodeConfirm { .. })
+        self.tx.body.is_free()
     }
 
     fn rank(&self) -> Rank {

@@ -7,7 +7,7 @@ use super::*;
 use crate::address::Address;
 use crate::testnet::{net, pk, Net, T0};
 use crate::tx::tests::key;
-use crate::tx::{InstanceUsage, Tier, COIN};
+use crate::tx::{InstanceUsage, Tier, TxBody, COIN};
 
 const TO: Address = Address([0xee; 20]);
 

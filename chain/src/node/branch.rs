@@ -126,15 +126,12 @@ pub fn expire(s: &Shared) {
     };
     if let Some(p) = gone {
         let got = p.blocks.iter().filter(|b| b.is_some()).count();
-        offence(
-            s,
-            p.peer,
-            Misbehaviour::Undelivered,
-            format!(
-                "showed a branch from height {} and delivered {got} of its {} block(s)",
-                p.fork + 1,
-                p.hashes.len()
-            ),
+        let why = format!(
+            "showed a branch from height {} and delivered {got} of its {} block(s)",
+            p.fork + 1,
+            p.hashes.len()
         );
+        info!("peer {}: {why}; nothing was undone", p.peer);
+        offence(s, p.peer, Misbehaviour::Undelivered, why);
     }
 }

@@ -5,6 +5,7 @@
 //! input is bounded (see `p2p`) and checked before use.
 
 mod branch;
+mod equivocation;
 mod outbox;
 mod peer;
 mod produce;
@@ -85,9 +86,20 @@ pub struct Shared {
     peers: Mutex<HashMap<SocketAddr, PeerHandle>>,
     /// The highest block height asked for in the current sync round.
     asked_to: std::sync::atomic::AtomicU64,
+    /// The last slot this node signed a block for (at start: the slot of the moment, so a
+    /// restart never signs a second block for a slot). A switch to another branch never
+    /// makes it sign again for a slot it has signed for: that would be an equivocation.
+    signed_slot: std::sync::atomic::AtomicU64,
+    /// Headers seen by producer and slot, to catch an equivocation.
+    seen: Mutex<equivocation::Seen>,
     /// The competing branch whose blocks are being fetched, if any.
     branch: Mutex<Option<branch::Pending>>,
     cfg: NodeConfig,
+}
+
+/// The account of a key (a node key's confirms and evidence are sent from it).
+fn keys_account(key: &Ed25519KeyPair) -> crate::address::Address {
+    crate::address::Address::from_public_key(&crate::keys::public(key))
 }
 
 pub fn now_secs() -> u64 {
@@ -253,6 +265,12 @@ pub async fn start(cfg: NodeConfig) -> Result<Arc<Shared>, NodeError> {
         peers: Mutex::new(HashMap::new()),
         asked_to: std::sync::atomic::AtomicU64::new(0),
         branch: Mutex::new(None),
+        seen: Mutex::new(equivocation::Seen::default()),
+        signed_slot: std::sync::atomic::AtomicU64::new(crate::consensus::slot_of(
+            now_secs(),
+            cfg.genesis.time,
+            cfg.genesis.slot_secs,
+        )),
         cfg,
     });
     let s = shared.clone();

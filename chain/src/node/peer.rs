@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
-use super::branch;
 use super::outbox::{PeerHandle, BLOCK_READS};
+use super::{branch, equivocation};
 use super::{lock, Shared};
 use crate::p2p::msg::MAX_GET_BLOCKS;
 use crate::p2p::{BlockIds, Conn, ConnError, Limits, Misbehaviour, Msg};
@@ -296,6 +296,7 @@ fn on_headers(
         };
         if claimed > height {
             let why = format!("claimed height {claimed} and sent no header after {height}");
+            info!("peer {peer}: {why}; asked no more first");
             return !offence(s, peer, Misbehaviour::Undelivered, why);
         }
         return true;
@@ -324,6 +325,9 @@ fn on_headers(
     if let Some(h) = headers.iter().find(|h| !h.verify()) {
         let why = format!("invalid header signature at height {}", h.height);
         return !offence(s, peer, Misbehaviour::BadSignature, why);
+    }
+    for h in headers {
+        equivocation::note(s, h);
     }
     let d = &headers[0];
     let parent_ok = d.height == 1 || ours(d.height - 1) == Some(d.prev);
@@ -400,7 +404,16 @@ fn on_block(s: &Shared, key: SocketAddr, peer: SocketAddr, block: crate::block::
     if let Some(keep) = branch::on_block(s, key, peer, &block) {
         return keep;
     }
-    match s.accept_block(&block) {
+    let accepted = s.accept_block(&block);
+    match &accepted {
+        // Checked by the ledger.
+        Ok(true) => equivocation::note(s, &block.header),
+        // Not on our tip (a sibling, a block of another branch): its signature is checked
+        // here, so that two blocks of one producer for one slot are caught.
+        _ if block.header.verify() => equivocation::note(s, &block.header),
+        _ => {}
+    }
+    match accepted {
         Ok(true) => {
             debug!("block {height} from peer {peer}");
             if let Some(p) = lock(&s.peers).get_mut(&key) {

@@ -44,7 +44,8 @@ fn tick(s: &Shared) {
         let l = lock(&s.ledger);
         let slot_ms = l.genesis.slot_secs * 1000;
         let slot = l.slot_of(now / 1000);
-        if slot <= l.tip.slot {
+        let signed = s.signed_slot.load(std::sync::atomic::Ordering::Relaxed);
+        if slot <= l.tip.slot || slot <= signed {
             return;
         }
         let Some(rank) = l.rank(&me, slot) else {
@@ -57,7 +58,11 @@ fn tick(s: &Shared) {
         }
         let txs = lock(&s.mempool).txs();
         match l.produce(&s.cfg.key, slot, now / 1000, &txs, MAX_TXS) {
-            Ok(b) => b,
+            Ok(b) => {
+                s.signed_slot
+                    .store(slot, std::sync::atomic::Ordering::Relaxed);
+                b
+            }
             Err(e) => {
                 warn!("cannot produce in slot {slot}: {e}");
                 return;
