@@ -1,11 +1,11 @@
 //! The ledger: the state at the tip and the rules that take it from one block to the next.
 //! `apply` checks a block completely (height, parent, slot and time, signature, merkle root,
 //! that its producer is useful and eligible for the slot and waited its rank's delay, every
-//! transaction, the rewards and the state digest) on a copy, and only then makes it the
-//! tip; it returns the block's changes and its undo record (the prior value of everything
-//! it changed), and `undo` takes the tip back with that record. `produce` builds the block
-//! a useful, eligible node signs. The state digest commits to the whole state (see
-//! `digest`).
+//! transaction, the rewards, that the supply changed by exactly what the block minted less
+//! what apps paid, and the state digest) on a copy, and only then makes it the tip; it
+//! returns the block's changes and its undo record (the prior value of everything it
+//! changed), and `undo` takes the tip back with that record. `produce` builds the block a
+//! useful, eligible node signs. The state digest commits to the whole state (see `digest`).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -18,7 +18,7 @@ use crate::digest::Acc;
 use crate::genesis::{Genesis, GenesisError};
 use crate::params::Params;
 use crate::state::{Changes, State, TxError};
-use crate::tx::{Hash, PublicKey, Tier, Tx};
+use crate::tx::{Hash, PublicKey, Tier, Tx, TxBody};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("block {height}: {why}")]
@@ -206,6 +206,10 @@ impl Ledger {
             )));
         }
         let mut state = self.state.clone();
+        let supply_before = state.supply();
+        // What apps pay (burned) and what the block mints, for the conservation check.
+        let mut burned: u128 = 0;
+        let mut minted: u128 = 0;
         let mut fees: u64 = 0;
         let mut kept = Vec::new();
         // A block's signatures are checked on every core first (a producer's own choice of
@@ -224,6 +228,9 @@ impl Ledger {
             match applied {
                 Ok(fee) => {
                     fees = fees.saturating_add(fee);
+                    if let TxBody::AppRegister(spec) | TxBody::AppUpdate(spec) = &tx.body {
+                        burned += u128::from(State::price(spec, &self.params).unwrap_or(0));
+                    }
                     kept.push(tx.clone());
                 }
                 Err(e) if skip_bad => {
@@ -240,6 +247,7 @@ impl Ledger {
         if let Some(n) = state.nodes.get(producer) {
             let owner = n.owner;
             state.credit(owner, producer_share.saturating_add(fees));
+            minted += u128::from(producer_share);
         }
         for (i, tier) in Tier::ALL.into_iter().enumerate() {
             let next = useful
@@ -249,10 +257,20 @@ impl Ledger {
                 .min();
             if let Some((_, key, owner)) = next {
                 state.credit(owner, tier_shares[i]);
+                minted += u128::from(tier_shares[i]);
                 state.paid(&key, height);
             }
         }
         state.end_block(height, &self.params);
+        // Conservation, on every node at every height: coins and locked collateral change
+        // by what the block mints less what apps pay, nothing else.
+        let supply_after = state.supply();
+        if supply_after + burned != supply_before + minted {
+            return Err(self.err(format!(
+                "the supply would go from {supply_before} to {supply_after}, not by the \
+                 {minted} minted less the {burned} paid for apps"
+            )));
+        }
         let mut counts = self.counts.clone();
         for _ in 0..slot.saturating_sub(self.tip.slot + 1).min(p.target_window) {
             counts.push_back(0);

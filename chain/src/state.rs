@@ -104,6 +104,14 @@ impl State {
         self.accounts.get(a).copied().unwrap_or_default()
     }
 
+    /// Every coin the state holds: the accounts' balances and the collateral locked in
+    /// nodes (what a block may change only by what it mints, less what apps pay).
+    pub fn supply(&self) -> u128 {
+        let coins: u128 = self.accounts.values().map(|a| u128::from(a.balance)).sum();
+        let locked: u128 = self.nodes.values().map(|n| u128::from(n.collateral)).sum();
+        coins + locked
+    }
+
     /// Adds `amount` to an account (rewards, refunds, transfers, genesis balances).
     pub fn credit(&mut self, a: Address, amount: u64) {
         self.touched.insert(StateKey::Account(a));
@@ -289,7 +297,7 @@ impl State {
         }
     }
 
-    fn price(s: &AppSpec, p: &Params) -> Result<u64, TxError> {
+    pub(crate) fn price(s: &AppSpec, p: &Params) -> Result<u64, TxError> {
         (s.instances as u64)
             .checked_mul(s.expiry_blocks)
             .and_then(|n| n.checked_mul(p.app_price))

@@ -11,7 +11,7 @@ use chain::block::{Block, Header};
 use chain::keys;
 use chain::p2p::{write_frame, Hello, Msg};
 use chain::tx::{Tx, TxBody};
-use common::pair::{connect_from, hash_at, hello, hello_from, two_nodes, Pair};
+use common::pair::{answer_headers, connect_from, hash_at, hello, hello_from, two_nodes, Pair};
 use common::{height, wait};
 use tokio::io::AsyncWriteExt;
 
@@ -197,7 +197,8 @@ fn a_forged_fork_and_a_claimed_height_roll_nothing_back() {
             prev = h.hash();
             headers.push(h);
         }
-        c.send(&Msg::Headers(headers)).await.unwrap();
+        // Asked for headers (its claim puts it ahead), it answers with the forged ones.
+        assert!(answer_headers(&mut c, headers, Duration::from_secs(10)).await);
         // Several slots for a switch to happen, were it taken.
         tokio::time::sleep(Duration::from_secs(3)).await;
     });

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chain::block::Header;
 use chain::keys;
 use chain::p2p::{BlockIds, Conn, Hello, Limits, Msg};
-use common::pair::{connect_from, hash_at, hello, hello_from, two_nodes, Pair};
+use common::pair::{answer_headers, connect_from, hash_at, hello, hello_from, two_nodes, Pair};
 use common::{height, wait};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -82,7 +82,7 @@ fn a_branch_shown_and_never_delivered_rolls_nothing_back() {
             prev = h.hash();
             headers.push(h);
         }
-        c.send(&Msg::Headers(headers)).await.unwrap();
+        assert!(answer_headers(&mut c, headers, Duration::from_secs(10)).await);
         // Asked for blocks and headers, it answers with nothing (empty headers to a
         // request for those after the node's tip, which its claim said it had).
         let end = Instant::now() + Duration::from_secs(14);
@@ -241,12 +241,15 @@ fn an_equivocation_is_caught_put_in_a_block_and_bars_the_producer() {
         })
         .collect();
     runtime().block_on(async {
-        let (mut c, _) = hello_from("127.0.0.13", net.pa, &hello(&net.genesis))
-            .await
-            .unwrap();
+        // It claims a height, so the node asks it for headers: it answers each of two
+        // requests with one of the two headers.
+        let claim = Hello {
+            best_height: 1_000_000,
+            ..hello(&net.genesis)
+        };
+        let (mut c, _) = hello_from("127.0.0.13", net.pa, &claim).await.unwrap();
         for h in &two {
-            c.send(&Msg::Headers(vec![h.clone()])).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert!(answer_headers(&mut c, vec![h.clone()], Duration::from_secs(10)).await);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     });
@@ -256,9 +259,17 @@ fn an_equivocation_is_caught_put_in_a_block_and_bars_the_producer() {
             .unwrap_or_default()
             .to_owned()
     };
-    wait("B stopped on both nodes", Duration::from_secs(30), || {
-        status(net.ra) == "STOPPING" && status(net.rb) == "STOPPING"
-    });
+    let end = Instant::now() + Duration::from_secs(30);
+    while !(status(net.ra) == "DOS" && status(net.rb) == "DOS") {
+        assert!(
+            Instant::now() < end,
+            "B is {:?} on A and {:?} on B after 30 s; A's log:\n{}",
+            status(net.ra),
+            status(net.rb),
+            std::fs::read_to_string(t.join("n0/log")).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let log = std::fs::read_to_string(t.join("n0/log")).unwrap();
     assert!(log.contains("signed two headers for slot"), "{log}");
     still_agree(&net);

@@ -19,9 +19,13 @@
 //!
 //! 4. **Reorganisation**: on a chain of `--reorg-height` blocks, the time of a switch of
 //!    `--reorg-depth` blocks against the time to import as many (see `bench_chain/reorg.rs`).
+//! 5. **Amplification**: what one peer asking as fast as its message limit allows is served
+//!    (see `bench_chain/amplify.rs`).
 //!
 //! Prints a table, then one `RESULT <name> <value> <unit>` line per figure.
 
+#[path = "bench_chain/amplify.rs"]
+mod amplify;
 #[path = "bench_chain/reorg.rs"]
 mod reorg;
 
@@ -667,6 +671,24 @@ fn main() -> Result<()> {
         None
     };
 
+    let amp = amplify::run(
+        &work,
+        genesis(
+            "bench-amplify",
+            now_secs().saturating_sub(1_000_000),
+            &pk(&key(1, 0)),
+            &[],
+        ),
+    )?;
+    println!(
+        "one peer at the message limit: {} requests in {:.1} s, served {} headers and {} blocks: {:.0} store reads/s (budget 20,000/s per peer); header signature checks caused: 0 (unasked headers are refused)",
+        amp.sent,
+        amp.secs,
+        amp.headers,
+        amp.blocks,
+        amp.reads_per_sec()
+    );
+
     println!("RESULT verify_per_sec {verify:.0} 1/s");
     println!("RESULT import_apply_tx_per_sec {apply_rate:.0} tx/s");
     println!("RESULT import_tx_per_sec {full_rate:.0} tx/s");
@@ -681,6 +703,10 @@ fn main() -> Result<()> {
         println!("RESULT sync_secs {:.2} s", s.secs);
         println!("RESULT sync_longest_stall_secs {:.2} s", s.stall_secs);
     }
+    println!(
+        "RESULT amplify_reads_per_sec {:.0} 1/s",
+        amp.reads_per_sec()
+    );
     if let Some(r) = reorged {
         println!("RESULT reorg_depth {} blocks", r.depth);
         println!("RESULT reorg_secs {:.4} s", r.switch_secs);

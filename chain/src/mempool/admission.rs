@@ -28,9 +28,10 @@ impl Mempool {
         if self.ids.contains_key(&id) {
             return Err(MempoolError::Known);
         }
-        let confirm = tx.body.is_free();
+        let free = tx.body.is_free();
+        let confirm = matches!(tx.body, crate::tx::TxBody::NodeConfirm { .. });
         let min = ledger.params.min_fee;
-        if !confirm && tx.fee < min {
+        if !free && tx.fee < min {
             return Err(MempoolError::Fee { got: tx.fee, min });
         }
         let sender = tx.sender();
@@ -89,7 +90,7 @@ impl Mempool {
         let replacing = replaced.is_some();
         let size = tx.encode().len();
         let ready = (next..tx.nonce).all(|n| queue.txs.contains_key(&n));
-        let rank = Rank::of(ready, confirm, tx.fee, size);
+        let rank = Rank::of(ready, free, tx.fee, size);
         let (kept, kept_bytes) = match replaced {
             Some(old) => (self.len() - 1, self.bytes - old.size),
             None => (self.len(), self.bytes),

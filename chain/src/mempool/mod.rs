@@ -151,11 +151,12 @@ struct Entry {
 
 impl Entry {
     fn confirm(&self) -> bool {
-        self.tx.body.is_free()
+        matches!(self.tx.body, crate::tx::TxBody::NodeConfirm { .. })
     }
 
+    /// Ranked as a confirm is: above every fee (free, and bounded by its own rule).
     fn rank(&self) -> Rank {
-        Rank::of(self.ready, self.confirm(), self.tx.fee, self.size)
+        Rank::of(self.ready, self.tx.body.is_free(), self.tx.fee, self.size)
     }
 }
 

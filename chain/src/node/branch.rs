@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
 
-use super::peer::{offence, reply, HEADERS_PER_ASK};
+use super::peer::{offence, reply};
+use super::sync::HEADERS_PER_ASK;
 use super::{lock, Shared};
 use crate::block::{Block, Header};
 use crate::p2p::msg::MAX_GET_BLOCKS;

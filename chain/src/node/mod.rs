@@ -10,6 +10,7 @@ mod outbox;
 mod peer;
 mod produce;
 pub mod reorg;
+mod sync;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -288,7 +289,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Arc<Shared>, NodeError> {
     for addr in shared.cfg.peers.clone() {
         tokio::spawn(peer::dial(shared.clone(), addr));
     }
-    tokio::spawn(peer::sync_loop(shared.clone()));
+    tokio::spawn(sync::sync_loop(shared.clone()));
     if shared.cfg.produce {
         tokio::spawn(produce::produce_loop(shared.clone()));
     }

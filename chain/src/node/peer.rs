@@ -1,6 +1,7 @@
-//! Peers: accepting and dialing connections, the handshake, one task per peer that reads
-//! its messages and one that writes ours, headers-first sync toward the best peer, gossip,
-//! and misbehaviour scores that ban a peer for a while.
+//! Peers: accepting and dialing connections (with a cap per address and slots kept for
+//! dialed peers), the handshake, one task per peer that reads its messages and one that
+//! writes ours, serving headers and blocks within a read budget per peer, gossip, and
+//! misbehaviour scores that ban a peer for a while. Sync is in `sync`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,16 +12,13 @@ use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use super::outbox::{PeerHandle, BLOCK_READS};
-use super::{branch, equivocation};
+use super::sync::HEADERS_PER_ASK;
+use super::{branch, equivocation, sync};
 use super::{lock, Shared};
-use crate::p2p::msg::MAX_GET_BLOCKS;
 use crate::p2p::{BlockIds, Conn, ConnError, Limits, Misbehaviour, Msg};
 
 const HANDSHAKE: Duration = Duration::from_secs(10);
 const IDLE: Duration = Duration::from_secs(60);
-const SYNC_EVERY: Duration = Duration::from_millis(500);
-pub const HEADERS_PER_ASK: u32 = 500;
-const BLOCKS_PER_ASK: usize = 64;
 
 /// Scores an offence; true when the peer is now banned (the caller drops it).
 pub fn offence(s: &Shared, peer: SocketAddr, kind: Misbehaviour, reason: String) -> bool {
@@ -219,7 +217,7 @@ fn on_message(s: &Shared, key: SocketAddr, peer: SocketAddr, msg: Msg) -> bool {
                 reply(s, key, Msg::Block(b));
             }
         }
-        Msg::Headers(headers) => return on_headers(s, key, peer, headers),
+        Msg::Headers(headers) => return sync::on_headers(s, key, peer, headers),
         Msg::Block(block) => return on_block(s, key, peer, block),
         Msg::Tx(tx) => {
             let id = tx.id();
@@ -273,130 +271,14 @@ fn budget(s: &Shared, key: SocketAddr, want: u32, reads: u32) -> u32 {
     got
 }
 
-fn on_headers(
-    s: &Shared,
-    key: SocketAddr,
-    peer: SocketAddr,
-    headers: Vec<crate::block::Header>,
-) -> bool {
-    let (height, max_reorg) = {
-        let l = lock(&s.ledger);
-        (l.height(), l.params.max_reorg)
-    };
-    if headers.is_empty() {
-        // Nothing after our tip: a peer that said it was ahead is not (or will not say),
-        // and is no longer asked first.
-        let claimed = {
-            let mut peers = lock(&s.peers);
-            let Some(p) = peers.get_mut(&key) else {
-                return true;
-            };
-            let lower = p.best_height.min(height);
-            std::mem::replace(&mut p.best_height, lower)
-        };
-        if claimed > height {
-            let why = format!("claimed height {claimed} and sent no header after {height}");
-            info!("peer {peer}: {why}; asked no more first");
-            return !offence(s, peer, Misbehaviour::Undelivered, why);
-        }
-        return true;
-    }
-    // Cheap checks first: the links (hashes), then where they leave our chain (the height
-    // index), and only then the signatures, of the headers that will be used.
-    for (i, h) in headers.iter().enumerate().skip(1) {
-        if h.height != headers[i - 1].height + 1 || h.prev != headers[i - 1].hash() {
-            return !offence(
-                s,
-                peer,
-                Misbehaviour::Garbage,
-                format!("headers do not link at height {}", h.height),
-            );
-        }
-    }
-    // Where the peer's headers leave our chain (the first one we do not have).
-    let ours = |h: u64| s.store.hash_at(h).ok().flatten();
-    let Some(split) = headers
-        .iter()
-        .position(|h| h.height > height || ours(h.height) != Some(h.hash()))
-    else {
-        return true; // nothing new
-    };
-    let headers = &headers[split..headers.len().min(split + MAX_GET_BLOCKS)];
-    if let Some(h) = headers.iter().find(|h| !h.verify()) {
-        let why = format!("invalid header signature at height {}", h.height);
-        return !offence(s, peer, Misbehaviour::BadSignature, why);
-    }
-    for h in headers {
-        equivocation::note(s, h);
-    }
-    let d = &headers[0];
-    let parent_ok = d.height == 1 || ours(d.height - 1) == Some(d.prev);
-    if parent_ok && !producer_may_follow(s, d, height) {
-        debug!(
-            "peer {peer}: header {} is by a producer not eligible there; ignored",
-            d.height
-        );
-        return true;
-    }
-    if !parent_ok {
-        // The fork is below these headers: ask from further back (bounded).
-        if d.height <= 1 || height.saturating_sub(d.height) > max_reorg {
-            return true;
-        }
-        let from = d.height.saturating_sub(32).max(1);
-        debug!(
-            "peer {peer}: its chain parts from ours below {}; asking from {from}",
-            d.height
-        );
-        reply(
-            s,
-            key,
-            Msg::GetHeaders {
-                from_height: from,
-                max: HEADERS_PER_ASK,
-            },
-        );
-        return true;
-    }
-    if let Some(p) = lock(&s.peers).get_mut(&key) {
-        p.best_height = p
-            .best_height
-            .max(headers.last().map(|h| h.height).unwrap_or(0));
-    }
-    if d.height <= height {
-        // A competing branch from d. Its length is what these linked headers show, never
-        // what the peer claims; one shorter than ours cannot win. Its blocks are fetched and
-        // the switch is decided on them (`branch`, `reorg`): nothing is undone before.
-        let their_len = headers.last().map(|h| h.height).unwrap_or(0);
-        if their_len >= height {
-            branch::start(s, key, d.height - 1, headers, height);
-        }
-        return true;
-    }
-    let heights: Vec<u64> = headers
-        .iter()
-        .take(BLOCKS_PER_ASK)
-        .map(|h| h.height)
-        .collect();
-    if let Some(top) = heights.last() {
-        s.asked_to.store(*top, std::sync::atomic::Ordering::Relaxed);
-    }
-    reply(s, key, Msg::GetBlocks(BlockIds::Heights(heights)));
-    true
-}
-
-/// Whether `d`, whose parent is our block at `d.height - 1`, is by a producer that may make
-/// it. On our tip that is exact: eligible for its slot. Below our tip, where a branch's state
-/// may differ from ours in who is useful, it is a node registered on the chain (the state
-/// at the fork point is not at hand here). A header signed by any other key cannot start a
-/// switch or raise what a peer is known to have.
-fn producer_may_follow(s: &Shared, d: &crate::block::Header, height: u64) -> bool {
+/// Whether a block that is not on our tip is worth a signature check for equivocation: its
+/// producer is a registered node and its slot is one the notes still cover.
+fn worth_a_check(s: &Shared, h: &crate::block::Header) -> bool {
     let l = lock(&s.ledger);
-    if d.height == height + 1 {
-        l.rank(&d.producer, d.slot).is_some()
-    } else {
-        l.state.nodes.contains_key(&d.producer)
-    }
+    let now = l.slot_of(super::now_secs());
+    l.state.nodes.contains_key(&h.producer)
+        && h.slot + equivocation::KEEP_SLOTS >= now
+        && h.slot <= now + 1
 }
 
 fn on_block(s: &Shared, key: SocketAddr, peer: SocketAddr, block: crate::block::Block) -> bool {
@@ -408,9 +290,16 @@ fn on_block(s: &Shared, key: SocketAddr, peer: SocketAddr, block: crate::block::
     match &accepted {
         // Checked by the ledger.
         Ok(true) => equivocation::note(s, &block.header),
-        // Not on our tip (a sibling, a block of another branch): its signature is checked
-        // here, so that two blocks of one producer for one slot are caught.
-        _ if block.header.verify() => equivocation::note(s, &block.header),
+        // Not on our tip (a sibling, a block of another branch): when it names a registered
+        // producer and a recent slot, its signature is checked here, so that two blocks of
+        // one producer for one slot are caught; a false one costs the peer its connection.
+        _ if worth_a_check(s, &block.header) => {
+            if !block.header.verify() {
+                let why = format!("block {height} with a bad producer signature");
+                return !offence(s, peer, Misbehaviour::BadSignature, why);
+            }
+            equivocation::note(s, &block.header);
+        }
         _ => {}
     }
     match accepted {
@@ -477,55 +366,5 @@ pub fn limits() -> Limits {
         msgs_per_sec: 1_000,
         burst: 2_000,
         ..Limits::default()
-    }
-}
-
-/// Every half second, asks a peer that is ahead of us for the headers after our tip, in
-/// turn among those ahead (a peer that claims a height it does not serve is corrected by
-/// its empty answer, and cannot hold the node's sync).
-pub async fn sync_loop(s: Arc<Shared>) {
-    let mut last = 0;
-    let mut turn = 0usize;
-    loop {
-        tokio::time::sleep(SYNC_EVERY).await;
-        branch::expire(&s);
-        let height = lock(&s.ledger).height();
-        // A batch is arriving (the height moved since the last tick): let it finish.
-        let inflight =
-            s.asked_to.load(std::sync::atomic::Ordering::Relaxed) > height && height != last;
-        last = height;
-        if inflight {
-            continue;
-        }
-        turn = turn.wrapping_add(1);
-        let best = {
-            let peers = lock(&s.peers);
-            let ahead: Vec<SocketAddr> = peers
-                .iter()
-                .filter(|(_, p)| p.best_height > height)
-                .map(|(k, _)| *k)
-                .collect();
-            (!ahead.is_empty()).then(|| ahead[turn % ahead.len()])
-        };
-        if let Some(k) = best {
-            reply(
-                &s,
-                k,
-                Msg::GetHeaders {
-                    from_height: height + 1,
-                    max: HEADERS_PER_ASK,
-                },
-            );
-        } else {
-            // Peers tell their height in pings' absence only through blocks; ask all now
-            // and then so a node that fell behind learns it.
-            s.broadcast(
-                &Msg::GetHeaders {
-                    from_height: height + 1,
-                    max: 1,
-                },
-                None,
-            );
-        }
     }
 }

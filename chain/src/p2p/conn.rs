@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 
 use super::bucket::Bucket;
 use super::frame::{write_frame, FrameError, FrameReader, MAX_FRAME};
-use super::msg::{is_reply, Hello, Msg, PROTOCOL_VERSION};
+use super::msg::{is_headers, is_reply, Hello, Msg, PROTOCOL_VERSION};
 use super::score::{human, Misbehaviour};
 use crate::encode::DecodeError;
 
@@ -110,6 +110,9 @@ pub enum ConnErrorKind {
     Flood { rate: u32, burst: u32 },
     #[error("not sent: {0}")]
     Unsendable(String),
+    /// Headers are only ever a reply: unasked, they would cost us a signature check each.
+    #[error("sent headers nobody asked for")]
+    Unrequested,
 }
 
 impl From<DecodeError> for ConnErrorKind {
@@ -138,6 +141,7 @@ impl ConnError {
                 Some(Misbehaviour::WrongChain)
             }
             ConnErrorKind::Flood { .. } => Some(Misbehaviour::Flood),
+            ConnErrorKind::Unrequested => Some(Misbehaviour::Unrequested),
             _ => None,
         }
     }
@@ -149,6 +153,7 @@ impl ConnError {
             ConnErrorKind::Frame(f) => !f.in_sync(),
             ConnErrorKind::Decode(_)
             | ConnErrorKind::Flood { .. }
+            | ConnErrorKind::Unrequested
             | ConnErrorKind::Unsendable(_) => false,
             ConnErrorKind::Timeout { waiting_for, .. } => *waiting_for != "message",
             ConnErrorKind::Mismatch { .. } | ConnErrorKind::NotHello { .. } => true,
@@ -205,6 +210,9 @@ impl ConnReader {
             }
         };
         let asked_for = is_reply(&body) && self.solicited.take();
+        if !asked_for && is_headers(&body) {
+            return Err(self.err(ConnErrorKind::Unrequested));
+        }
         if !asked_for && !self.bucket.take(Instant::now()) {
             return Err(self.err(ConnErrorKind::Flood {
                 rate: self.limits.msgs_per_sec,

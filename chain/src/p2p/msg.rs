@@ -78,6 +78,11 @@ fn inner<T>(
     })
 }
 
+/// Whether an encoded message is headers (only ever a reply: unasked, they are refused).
+pub fn is_headers(body: &[u8]) -> bool {
+    body.get(1) == Some(&HEADERS)
+}
+
 /// Whether an encoded message is a reply to a request (headers or a block): those may
 /// arrive faster than the rate limit while we asked for them.
 pub fn is_reply(body: &[u8]) -> bool {

@@ -52,6 +52,7 @@ async fn peers_on_one_chain_shake_hands_and_talk() {
     assert_eq!(ra.unwrap(), hb);
     assert_eq!(rb.unwrap(), ha);
     let headers = Msg::Headers((0..2000).map(header).collect());
+    b.solicited().asked(1);
     a.send(&headers).await.unwrap();
     a.send(&Msg::Ping(7)).await.unwrap();
     assert_eq!(b.recv(T).await.unwrap(), headers);
@@ -257,10 +258,11 @@ async fn replies_we_asked_for_pass_the_rate_limit_but_no_more_than_we_asked() {
     };
     let (mut c, mut raw, addr) = conn_and_raw(limits).await;
     // We asked for 40 headers replies (as a sync does); 40 arrive at once, then the
-    // peer sends 10 more nobody asked for.
+    // peer sends 10 more messages nobody asked for.
     c.solicited().asked(40);
-    let wire: Vec<u8> = (0..50)
+    let wire: Vec<u8> = (0..40)
         .flat_map(|i| framed(&Msg::Headers(vec![header(i)]).encode()))
+        .chain((0..10).flat_map(|i| framed(&Msg::Ping(i).encode())))
         .collect();
     raw.write_all(&wire).await.unwrap();
     let mut got = 0;
@@ -276,6 +278,21 @@ async fn replies_we_asked_for_pass_the_rate_limit_but_no_more_than_we_asked() {
         "the 40 asked for and the burst of 5 pass: {got}"
     );
     assert_eq!(e.misbehaviour(), Some(Misbehaviour::Flood), "{e} ({addr})");
+}
+
+#[tokio::test]
+async fn headers_nobody_asked_for_are_refused_and_scored_without_ending_the_connection() {
+    let (mut c, mut raw, _) = conn_and_raw(Limits::default()).await;
+    let wire: Vec<u8> = framed(&Msg::Headers(vec![header(1)]).encode())
+        .into_iter()
+        .chain(framed(&Msg::Ping(3).encode()))
+        .collect();
+    raw.write_all(&wire).await.unwrap();
+    let e = c.recv(T).await.unwrap_err();
+    assert!(matches!(e.kind, ConnErrorKind::Unrequested), "{e}");
+    assert_eq!(e.misbehaviour(), Some(Misbehaviour::Unrequested));
+    assert!(!e.is_fatal());
+    assert_eq!(c.recv(T).await.unwrap(), Msg::Ping(3));
 }
 
 #[tokio::test]

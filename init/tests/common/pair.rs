@@ -120,3 +120,28 @@ pub fn hello(genesis: &Genesis) -> Hello {
         listen_port: 0,
     }
 }
+
+/// Waits (up to `within`) for the node to ask `c` for headers, answering pings meanwhile,
+/// and answers with `headers`; false when no request came. Headers are only taken as an
+/// answer: a hostile peer gets asked by claiming a height in its hello.
+pub async fn answer_headers(
+    c: &mut Conn,
+    headers: Vec<chain::block::Header>,
+    within: Duration,
+) -> bool {
+    let end = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < end {
+        match c.recv(Duration::from_millis(500)).await {
+            Ok(chain::p2p::Msg::GetHeaders { .. }) => {
+                return c.send(&chain::p2p::Msg::Headers(headers)).await.is_ok();
+            }
+            Ok(chain::p2p::Msg::Ping(n)) => {
+                let _ = c.send(&chain::p2p::Msg::Pong(n)).await;
+            }
+            Ok(_) => {}
+            Err(e) if e.is_fatal() => return false,
+            Err(_) => {}
+        }
+    }
+    false
+}
