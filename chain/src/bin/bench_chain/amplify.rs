@@ -77,19 +77,23 @@ pub fn run(work: &Path, g: Genesis) -> Result<Amplify> {
         c.handshake(&hello, Duration::from_secs(5))
             .await
             .context("handshake with node A")?;
+        // Replies are taken only as far as we asked for them, as a node does.
+        let credit = c.solicited();
         let (mut reader, mut writer) = c.into_split();
         let counts = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
         let seen = counts.clone();
         let reading = tokio::spawn(async move {
-            while let Ok(m) = reader.recv(Duration::from_secs(2)).await {
-                match m {
-                    Msg::Headers(h) => {
+            loop {
+                match reader.recv(Duration::from_secs(2)).await {
+                    Ok(Msg::Headers(h)) => {
                         seen.0.fetch_add(h.len() as u64, Ordering::Relaxed);
                     }
-                    Msg::Block(_) => {
+                    Ok(Msg::Block(_)) => {
                         seen.1.fetch_add(1, Ordering::Relaxed);
                     }
-                    _ => {}
+                    Ok(_) => {}
+                    Err(e) if e.is_fatal() => break,
+                    Err(_) => {}
                 }
             }
         });
@@ -99,7 +103,7 @@ pub fn run(work: &Path, g: Genesis) -> Result<Amplify> {
         while start.elapsed() < Duration::from_secs(SECS) {
             tick.tick().await;
             let from = 1 + (sent * 7919) % BLOCKS;
-            let msg = if sent % 2 == 0 {
+            let msg = if sent.is_multiple_of(2) {
                 Msg::GetHeaders {
                     from_height: from,
                     max: 2_000,
@@ -109,6 +113,7 @@ pub fn run(work: &Path, g: Genesis) -> Result<Amplify> {
                     (0..128).map(|i| 1 + (from + i) % BLOCKS).collect(),
                 ))
             };
+            credit.asked(msg.solicits());
             if writer.send(&msg).await.is_err() {
                 break;
             }

@@ -58,7 +58,7 @@ fn block(
 
 pub fn run(work: &Path, height: u64, depth: u64, rounds: usize) -> Result<Reorg> {
     ensure!(
-        depth >= 1 && depth < 100,
+        (1..100).contains(&depth),
         "the reorganisation depth must be 1 to 99"
     );
     let producer = key(11, 0);
