@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -16,13 +15,13 @@ use std::time::Duration;
 
 use chain::genesis::{Genesis, GenesisNode};
 use chain::keys;
-use chain::p2p::{Conn, Hello, Limits, Msg, PROTOCOL_VERSION};
+use chain::p2p::{Limits, Msg};
 use chain::params::Params;
 use chain::tx::{Tier, Tx, TxBody, COIN};
+use common::pair::peer_from;
 use common::{call, chain_node, free_port, height, wait, BIN};
 use ring::signature::Ed25519KeyPair;
 use serde_json::{json, Value};
-use tokio::net::TcpSocket;
 
 /// One network at a time: each test runs two processes on two cores.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -107,27 +106,6 @@ fn wait_up(rpc: u16, dir: &Path, min_height: u64) {
     });
 }
 
-/// A p2p peer from `ip` that shook hands with the node at `port` on `genesis`' chain.
-async fn peer_from(ip: &str, port: u16, genesis: &Genesis) -> Conn {
-    let s = TcpSocket::new_v4().unwrap();
-    s.bind(format!("{ip}:0").parse().unwrap()).unwrap();
-    let stream = s
-        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
-        .await
-        .unwrap();
-    let mut c = Conn::new(stream, Limits::default()).unwrap();
-    let hello = Hello {
-        chain_id: genesis.chain_id.clone(),
-        genesis: genesis.hash(),
-        version: PROTOCOL_VERSION as u32,
-        best_height: 0,
-        best_hash: [0; 32],
-        listen_port: 0,
-    };
-    c.handshake(&hello, Duration::from_secs(5)).await.unwrap();
-    c
-}
-
 /// Sends one message over p2p from `ip`.
 fn gossip(ip: &str, port: u16, genesis: &Genesis, msg: Msg) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -135,7 +113,7 @@ fn gossip(ip: &str, port: u16, genesis: &Genesis, msg: Msg) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut c = peer_from(ip, port, genesis).await;
+        let mut c = peer_from(ip, port, genesis, Limits::default()).await;
         c.send(&msg).await.unwrap();
         // Held open a moment so the node reads it before the connection closes.
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -11,7 +11,9 @@ use chain::block::{Block, Header};
 use chain::keys;
 use chain::p2p::{write_frame, Hello, Msg};
 use chain::tx::{Tx, TxBody};
-use common::pair::{answer_headers, connect_from, hash_at, hello, hello_from, two_nodes, Pair};
+use common::pair::{
+    answer_headers, connect_from, hash_at, hello, hello_from, signed_branch, two_nodes, Pair,
+};
 use common::{height, wait};
 use tokio::io::AsyncWriteExt;
 
@@ -179,24 +181,8 @@ fn a_forged_fork_and_a_claimed_height_roll_nothing_back() {
         };
         let (mut c, _) = hello_from("127.0.0.8", net.pa, &claim).await.unwrap();
         let forger = keys::load_or_create(&t.join("forger.key")).unwrap().0;
-        let mut prev: [u8; 32] = hex::decode(&fork_hash).unwrap().try_into().unwrap();
-        let mut headers = Vec::new();
-        for i in 1..=20u64 {
-            let time = chain::node::now_secs();
-            let mut h = Header {
-                height: fork + i,
-                prev,
-                slot: time - net.genesis.time,
-                time,
-                producer: keys::public(&forger),
-                tx_root: [0; 32],
-                state_digest: [0; 32],
-                signature: [0; 64],
-            };
-            h.sign(&forger);
-            prev = h.hash();
-            headers.push(h);
-        }
+        let fork_hash = hex::decode(&fork_hash).unwrap().try_into().unwrap();
+        let headers = signed_branch(&forger, &net.genesis, fork, fork_hash, 20);
         // Asked for headers (its claim puts it ahead), it answers with the forged ones.
         assert!(answer_headers(&mut c, headers, Duration::from_secs(10)).await);
         // Several slots for a switch to happen, were it taken.

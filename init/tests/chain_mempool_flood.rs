@@ -9,20 +9,19 @@
 mod common;
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chain::genesis::{Genesis, GenesisNode};
 use chain::keys;
-use chain::p2p::{Conn, Hello, Limits, Msg, PROTOCOL_VERSION};
+use chain::p2p::{Limits, Msg};
 use chain::params::Params;
 use chain::tx::{Hash, Tier, Tx, TxBody, COIN};
+use common::pair::peer_from;
 use common::{call, chain_node, free_port, height, wait};
 use ring::rand::SystemRandom;
 use ring::signature::Ed25519KeyPair;
 use serde_json::{json, Value};
-use tokio::net::TcpSocket;
 
 const FRESH_CONFIRMS: usize = 3_000;
 const FAR_NONCES: u64 = 100;
@@ -33,30 +32,13 @@ fn fresh_key() -> Ed25519KeyPair {
     Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()
 }
 
-/// A peer connection from `ip` (its own loopback address) to the node at `port`.
-async fn peer_from(ip: &str, port: u16, genesis: &Genesis) -> Conn {
-    let s = TcpSocket::new_v4().unwrap();
-    s.bind(format!("{ip}:0").parse().unwrap()).unwrap();
-    let stream = s
-        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
-        .await
-        .unwrap();
-    let limits = Limits {
+/// The flood's own connections receive without a rate limit of their own.
+fn wide() -> Limits {
+    Limits {
         msgs_per_sec: 100_000,
         burst: 100_000,
         ..Limits::default()
-    };
-    let mut c = Conn::new(stream, limits).unwrap();
-    let hello = Hello {
-        chain_id: genesis.chain_id.clone(),
-        genesis: genesis.hash(),
-        version: PROTOCOL_VERSION as u32,
-        best_height: 0,
-        best_hash: [0; 32],
-        listen_port: 0,
-    };
-    c.handshake(&hello, Duration::from_secs(5)).await.unwrap();
-    c
+    }
 }
 
 fn pool(rpc: u16) -> Value {
@@ -179,7 +161,9 @@ fn a_mempool_flood_keeps_nothing_it_should_not_and_relays_none_of_it() {
     let (mut peak_a, mut peak_b, mut peak_ready_a) = (0, 0, 0);
     let spy = rt.block_on(async {
         // A listening peer: every transaction node A relays to it.
-        let (mut spy_rx, _spy_tx) = peer_from("127.0.0.10", pa, &genesis).await.into_split();
+        let (mut spy_rx, _spy_tx) = peer_from("127.0.0.10", pa, &genesis, wide())
+            .await
+            .into_split();
         let seen = relayed.clone();
         let spy = tokio::spawn(async move {
             loop {
@@ -194,7 +178,7 @@ fn a_mempool_flood_keeps_nothing_it_should_not_and_relays_none_of_it() {
             }
             _spy_tx
         });
-        let mut c = peer_from("127.0.0.9", pa, &genesis).await;
+        let mut c = peer_from("127.0.0.9", pa, &genesis, wide()).await;
         // Under the node's per-peer rate (1,000 a second): the mempool is what is tested.
         for (i, batch) in junk.chunks(100).enumerate() {
             for tx in batch {

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use chain::block::Header;
 use chain::keys;
 use chain::p2p::{BlockIds, Conn, Hello, Limits, Msg};
-use common::pair::{answer_headers, connect_from, hash_at, hello, hello_from, two_nodes, Pair};
+use common::pair::{
+    answer_headers, connect_from, hash_at, hello, hello_from, signed_branch, two_nodes, Pair,
+};
 use common::{height, wait};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -64,24 +66,7 @@ fn a_branch_shown_and_never_delivered_rolls_nothing_back() {
             ..hello(&net.genesis)
         };
         let (mut c, _) = hello_from("127.0.0.9", net.pa, &claim).await.unwrap();
-        let mut prev = fork_hash;
-        let mut headers = Vec::new();
-        for i in 1..=20u64 {
-            let time = chain::node::now_secs();
-            let mut h = Header {
-                height: fork + i,
-                prev,
-                slot: time - net.genesis.time,
-                time,
-                producer: keys::public(&insider),
-                tx_root: [0; 32],
-                state_digest: [0; 32],
-                signature: [0; 64],
-            };
-            h.sign(&insider);
-            prev = h.hash();
-            headers.push(h);
-        }
+        let headers = signed_branch(&insider, &net.genesis, fork, fork_hash, 20);
         assert!(answer_headers(&mut c, headers, Duration::from_secs(10)).await);
         // Asked for blocks and headers, it answers with nothing (empty headers to a
         // request for those after the node's tip, which its claim said it had).

@@ -112,7 +112,7 @@ pub fn hash_at(rpc: u16, h: u64) -> Option<String> {
 
 pub fn hello(genesis: &Genesis) -> Hello {
     Hello {
-        chain_id: "hostile".into(),
+        chain_id: genesis.chain_id.clone(),
         genesis: genesis.hash(),
         version: PROTOCOL_VERSION as u32,
         best_height: 0,
@@ -144,4 +144,44 @@ pub async fn answer_headers(
         }
     }
     false
+}
+
+/// A peer from `ip` (its own loopback address) that shook hands with the node at `port` on
+/// `genesis`' chain, receiving within `limits`.
+pub async fn peer_from(ip: &str, port: u16, genesis: &Genesis, limits: Limits) -> Conn {
+    let mut c = Conn::new(connect_from(ip, port).await, limits).unwrap();
+    c.handshake(&hello(genesis), Duration::from_secs(5))
+        .await
+        .unwrap();
+    c
+}
+
+/// `n` headers that link from `fork` (whose hash is `fork_hash`), each signed by `key` with
+/// the time of the moment: a branch as a peer holding that key would show it.
+pub fn signed_branch(
+    key: &ring::signature::Ed25519KeyPair,
+    genesis: &Genesis,
+    fork: u64,
+    fork_hash: [u8; 32],
+    n: u64,
+) -> Vec<chain::block::Header> {
+    let mut prev = fork_hash;
+    (1..=n)
+        .map(|i| {
+            let time = chain::node::now_secs();
+            let mut h = chain::block::Header {
+                height: fork + i,
+                prev,
+                slot: time - genesis.time,
+                time,
+                producer: keys::public(key),
+                tx_root: [0; 32],
+                state_digest: [0; 32],
+                signature: [0; 64],
+            };
+            h.sign(key);
+            prev = h.hash();
+            h
+        })
+        .collect()
 }
