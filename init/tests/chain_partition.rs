@@ -6,10 +6,16 @@
 
 mod common;
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::net::Net;
 use serde_json::json;
+
+/// One network at a time: each is four processes on two cores, and ports picked free by one
+/// network must not be taken by the other before its nodes bind them (seen in CI: a node of
+/// one network found its port in use).
+static SERIAL: Mutex<()> = Mutex::new(());
 
 /// The hash and digest of every running node's block at `h`, or None while a node lacks it.
 fn tips_at(net: &Net, h: u64) -> Option<Vec<(String, String)>> {
@@ -72,6 +78,7 @@ fn reorganised(net: &Net, i: usize) -> bool {
 
 #[test]
 fn two_halves_that_grew_apart_for_20_blocks_meet_on_one_tip() {
+    let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     // Nodes 0 and 1 peer with each other only, as do 2 and 3.
     let half = |i: usize| i / 2;
     let mut net = Net::with_peers(&[1, 1, 1, 1], |i, j| half(i) == half(j));
@@ -101,6 +108,7 @@ fn two_halves_that_grew_apart_for_20_blocks_meet_on_one_tip() {
 
 #[test]
 fn a_node_killed_while_it_switches_branches_restarts_consistent_20_times() {
+    let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     // Node 3 is cut off for a few blocks (its own branch), stopped while the others go
     // further, then brought back peered with them: it must switch, and is SIGKILLed at a
     // random instant of that.
