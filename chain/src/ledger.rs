@@ -71,6 +71,8 @@ pub struct Ledger {
     pub target: u64,
     /// Eligible nodes per slot over the last blocks (a missed slot counts as 0).
     pub counts: VecDeque<u32>,
+    /// The placement of app instances and the useful set, kept up to date per block.
+    pub view: assign::View,
 }
 
 /// The index of the first transaction whose signature does not verify, checking them on
@@ -120,8 +122,11 @@ impl Ledger {
             state_digest: digest,
             signature: [0; 64],
         };
+        let params = genesis.params();
+        let view = assign::View::build(&state, &params);
         Ok(Ledger {
-            params: genesis.params(),
+            params,
+            view,
             genesis_hash: genesis.hash(),
             root: tip.hash(),
             target: genesis.target,
@@ -142,17 +147,29 @@ impl Ledger {
         consensus::slot_of(time, self.genesis.time, self.genesis.slot_secs)
     }
 
-    /// The useful nodes now, with their tiers.
-    pub fn useful(&self) -> BTreeMap<PublicKey, Tier> {
-        assign::useful(&self.state, &self.params)
+    /// The useful nodes now, with their tiers (kept, not computed: see `assign::View`).
+    pub fn useful(&self) -> &BTreeMap<PublicKey, Tier> {
+        self.view.useful()
     }
 
-    /// The rank of `node` among the eligible nodes of `slot` on the current tip, if any.
+    /// The rank of `node` among the eligible nodes of `slot` on the current tip, if any: one
+    /// eligibility hash per useful node (the produce loop keeps it per tip and slot).
     pub fn rank(&self, node: &PublicKey, slot: u64) -> Option<usize> {
         let useful = self.useful();
+        if !useful.contains_key(node) {
+            return None;
+        }
         consensus::ranking(useful.keys(), &self.tip.hash(), slot, self.target)
             .iter()
             .position(|(k, _)| k == node)
+    }
+
+    /// Recomputes what is derived from the state (accumulator, digest, kept view) after the
+    /// state was set directly (loading, tests and benchmarks that build large states).
+    pub fn rederive(&mut self) {
+        self.acc = Acc::of(&self.state);
+        self.digest = self.acc.digest(self.target);
+        self.view = assign::View::build(&self.state, &self.params);
     }
 
     fn err(&self, why: impl Into<String>) -> BlockError {
@@ -357,6 +374,11 @@ impl Ledger {
         };
         self.state = out.state;
         self.acc = out.acc;
+        self.view.update(
+            &self.state,
+            &self.params,
+            out.changes.iter().map(|(k, _)| k),
+        );
         Ok(Applied {
             changes: out.changes,
             undo,
@@ -375,12 +397,25 @@ impl Ledger {
         if block.header != self.tip || undo.tip.hash() != block.header.prev {
             return Err(bad("its undo record is not the tip's".into()));
         }
+        let mut done = 0;
+        let mut failed = None;
         for (k, old) in &undo.entries {
             let now = self.state.entry_bytes(k);
+            if let Err(e) = self.state.set_entry(k.clone(), old.as_deref()) {
+                failed = Some(bad(format!("its undo record: {e}")));
+                break;
+            }
             self.acc.change(k, now.as_deref(), old.as_deref());
-            self.state
-                .set_entry(k.clone(), old.as_deref())
-                .map_err(|e| bad(format!("its undo record: {e}")))?;
+            done += 1;
+        }
+        // The view follows the state even part-way back.
+        self.view.update(
+            &self.state,
+            &self.params,
+            undo.entries[..done].iter().map(|(k, _)| k),
+        );
+        if let Some(e) = failed {
+            return Err(e);
         }
         if self.acc.digest(undo.target) != undo.digest {
             return Err(bad(

@@ -65,6 +65,13 @@ pub struct Params {
     pub max_block_bytes: u64,
     /// The deepest reorganisation a node takes.
     pub max_reorg: u64,
+    /// The most registered nodes, registered apps, instances of one app, and app instances
+    /// on one node (also the longest workload report): the sizes every block and method
+    /// walks are bounded by them.
+    pub max_nodes: u64,
+    pub max_apps: u64,
+    pub max_app_instances: u64,
+    pub max_apps_per_node: u64,
 }
 
 impl Default for Params {
@@ -90,6 +97,10 @@ impl Default for Params {
             max_block_txs: MAX_BLOCK_TXS as u64,
             max_block_bytes: MAX_BLOCK_BYTES as u64,
             max_reorg: 100,
+            max_nodes: 100_000,
+            max_apps: 10_000,
+            max_app_instances: 100,
+            max_apps_per_node: 32,
         }
     }
 }
@@ -162,6 +173,10 @@ impl Params {
             MAX_BLOCK_BYTES as u64,
         )?;
         within("max_reorg", self.max_reorg, 1, MAX_REORG_LIMIT)?;
+        within("max_nodes", self.max_nodes, 1, 1_000_000)?;
+        within("max_apps", self.max_apps, 1, 1_000_000)?;
+        within("max_app_instances", self.max_app_instances, 1, 1_000)?;
+        within("max_apps_per_node", self.max_apps_per_node, 1, 1_000)?;
         Ok(())
     }
 
@@ -189,6 +204,10 @@ impl Params {
         }
         w.u64(self.max_block_txs)
             .u64(self.max_block_bytes)
-            .u64(self.max_reorg);
+            .u64(self.max_reorg)
+            .u64(self.max_nodes)
+            .u64(self.max_apps)
+            .u64(self.max_app_instances)
+            .u64(self.max_apps_per_node);
     }
 }

@@ -8,7 +8,6 @@
 use serde_json::{json, Value};
 
 use crate::address::Address;
-use crate::assign;
 use crate::block::Block;
 use crate::ledger::Ledger;
 use crate::mempool::Mempool;
@@ -93,8 +92,7 @@ fn block_json(b: &Block) -> Value {
 
 impl Rpc<'_> {
     fn node_json(&self, key: &PublicKey, n: &Node) -> Value {
-        let useful = self.ledger.useful();
-        let assigned = assign::assignments(&self.ledger.state);
+        let view = &self.ledger.view;
         let (status, last_confirm) = match n.status {
             NodeStatus::Started => ("STARTED", None),
             NodeStatus::Confirmed { last } => ("CONFIRMED", Some(last)),
@@ -105,8 +103,8 @@ impl Rpc<'_> {
             "ip": n.endpoint, "status": status, "added_height": n.started_at,
             "confirmed_height": last_confirm, "last_paid_height": n.last_paid,
             "collateral": coins(n.collateral), "benchmark_tier": n.bench_tier.map(tier_name),
-            "useful": useful.contains_key(key),
-            "assigned": assigned.get(key).map(|v| v.iter().map(|(a, i)| format!("{a}/{i}")).collect::<Vec<_>>()).unwrap_or_default(),
+            "useful": view.useful().contains_key(key),
+            "assigned": view.assigned(key).iter().map(|(a, i)| format!("{a}/{i}")).collect::<Vec<_>>(),
         })
     }
 
@@ -256,15 +254,10 @@ impl Rpc<'_> {
                 if !l.state.apps.contains_key(name) {
                     return Err(fail(-5, format!("no app {name:?}")));
                 }
-                let mut out = Vec::new();
-                for (k, v) in assign::assignments(&l.state) {
-                    for (app, i) in v {
-                        if app == name {
-                            out.push(json!({"instance": i, "node": hex::encode(k), "ip": l.state.nodes[&k].endpoint}));
-                        }
-                    }
-                }
-                Value::Array(out)
+                Value::Array(l.view.locations(name).into_iter().map(|(i, k)| {
+                    let ip = l.state.nodes.get(&k).map(|n| n.endpoint.as_str()).unwrap_or("");
+                    json!({"instance": i, "node": hex::encode(k), "ip": ip})
+                }).collect())
             }
             other => return Err(fail(-32601, format!("method {other:?} not found"))),
         })

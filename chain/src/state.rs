@@ -143,10 +143,30 @@ impl State {
                         format!("on the DoS list until height {until}"),
                     ));
                 }
+                if self.nodes.len() as u64 >= p.max_nodes {
+                    return Err(TxError::Node(
+                        key_hex(node_key),
+                        format!("the chain holds its most nodes, {}", p.max_nodes),
+                    ));
+                }
                 p.collateral(*tier)
             }
-            TxBody::NodeConfirm { bench_tier, .. } => {
+            TxBody::NodeConfirm {
+                bench_tier,
+                workload,
+                ..
+            } => {
                 let id = key_hex(&tx.signer);
+                if workload.len() as u64 > p.max_apps_per_node {
+                    return Err(TxError::Node(
+                        id,
+                        format!(
+                            "its workload report lists {} instances, over the {} a node hosts",
+                            workload.len(),
+                            p.max_apps_per_node
+                        ),
+                    ));
+                }
                 let node = self
                     .nodes
                     .get(&tx.signer)
@@ -217,15 +237,21 @@ impl State {
                 0
             }
             TxBody::AppRegister(spec) => {
-                Self::check_spec(spec)?;
+                Self::check_spec(spec, p)?;
                 Self::check_expiry(spec, height)?;
                 if self.apps.contains_key(&spec.name) {
                     return Err(TxError::App(spec.name.clone(), "already registered".into()));
                 }
+                if self.apps.len() as u64 >= p.max_apps {
+                    return Err(TxError::App(
+                        spec.name.clone(),
+                        format!("the chain holds its most apps, {}", p.max_apps),
+                    ));
+                }
                 Self::price(spec, p)?
             }
             TxBody::AppUpdate(spec) => {
-                Self::check_spec(spec)?;
+                Self::check_spec(spec, p)?;
                 Self::check_expiry(spec, height)?;
                 let app = self
                     .apps
@@ -269,7 +295,7 @@ impl State {
         })
     }
 
-    fn check_spec(s: &AppSpec) -> Result<(), TxError> {
+    fn check_spec(s: &AppSpec, p: &Params) -> Result<(), TxError> {
         let bad = |why: &str| Err(TxError::App(s.name.clone(), why.into()));
         let name_ok = !s.name.is_empty()
             && s.name
@@ -283,6 +309,19 @@ impl State {
         }
         if s.cpu_millis == 0 || s.ram_bytes == 0 {
             return bad("cpu and ram must be more than 0");
+        }
+        if u64::from(s.instances) > p.max_app_instances {
+            return bad(&format!(
+                "{} instances, over the most of {}",
+                s.instances, p.max_app_instances
+            ));
+        }
+        let (cpu, ram, disk) = crate::assign::tier_capacity(Tier::Stratus);
+        if s.cpu_millis > cpu || s.ram_bytes > ram || s.disk_bytes > disk {
+            return bad(&format!(
+                "an instance needs more than the largest tier holds ({cpu} thousandths of a \
+                 core, {ram} bytes of RAM, {disk} bytes of disk)"
+            ));
         }
         Ok(())
     }

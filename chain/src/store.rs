@@ -271,6 +271,7 @@ impl Store {
                 header.height
             )));
         }
+        ledger.view = crate::assign::View::build(&state, &ledger.params);
         ledger.state = state;
         ledger.acc = acc;
         ledger.tip = header;

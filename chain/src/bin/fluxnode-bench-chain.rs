@@ -28,6 +28,8 @@
 mod amplify;
 #[path = "bench_chain/reorg.rs"]
 mod reorg;
+#[path = "bench_chain/scale.rs"]
+mod scale;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -77,6 +79,18 @@ struct Args {
     /// Where the sled stores go (default: a temporary directory, removed afterwards).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Only the scale table: per size of the network, what a node does per block.
+    #[arg(long)]
+    scale: bool,
+    /// The sizes of `--scale`, as NODESxAPPS,... (default: 1000x100 to 15000x2000).
+    #[arg(long, value_delimiter = ',')]
+    scale_sizes: Vec<String>,
+    /// Give up on one size of `--scale` after this long.
+    #[arg(long, default_value_t = 1800)]
+    scale_timeout_secs: u64,
+    /// One size, measured in this process (how `--scale` runs each size).
+    #[arg(long, hide = true)]
+    scale_one: Option<String>,
     /// The nodes' log lines of this level and above go to stderr (error, warn, info, debug).
     #[arg(long, default_value = "warn")]
     log: tracing::Level,
@@ -593,6 +607,41 @@ fn main() -> Result<()> {
         args.rounds > 0 && args.blocks > 0 && args.txs_per_block > 0,
         "counts must be at least 1"
     );
+    if let Some(size) = &args.scale_one {
+        let (n, a) = size
+            .split_once(',')
+            .and_then(|(n, a)| Some((n.parse().ok()?, a.parse().ok()?)))
+            .context("--scale-one takes NODES,APPS")?;
+        println!("{}", scale::one(n, a, args.rounds)?.line());
+        return Ok(());
+    }
+    if args.scale {
+        let sizes: Vec<(usize, usize)> = if args.scale_sizes.is_empty() {
+            scale::SIZES.to_vec()
+        } else {
+            args.scale_sizes
+                .iter()
+                .map(|s| {
+                    s.split_once('x')
+                        .and_then(|(n, a)| Some((n.parse().ok()?, a.parse().ok()?)))
+                        .with_context(|| format!("--scale-sizes: {s:?} is not NODESxAPPS"))
+                })
+                .collect::<Result<_>>()?
+        };
+        let rows = scale::run(
+            &sizes,
+            args.rounds,
+            Duration::from_secs(args.scale_timeout_secs),
+        )?;
+        for r in &rows {
+            let tag = format!("{}x{}", r.nodes, r.apps);
+            println!("RESULT scale_{tag}_apply_secs {:.6} s", r.apply);
+            println!("RESULT scale_{tag}_tick_secs {:.9} s", r.tick);
+            println!("RESULT scale_{tag}_list_secs {:.6} s", r.list);
+            println!("RESULT scale_{tag}_peak_rss_bytes {} B", r.peak_rss);
+        }
+        return Ok(());
+    }
     let tmp;
     let work = match &args.dir {
         Some(d) => {

@@ -65,7 +65,7 @@ fn a_node_missing_an_assigned_instance_is_not_eligible_until_its_report_is_whole
     );
     let blk = n.next(&l, &[reg]);
     l.apply(&blk, T0 + 100).unwrap();
-    let assigned = assign::assignments(&l.state);
+    let assigned = assign::assignments(&l.state, &l.params);
     let (holder, _) = assigned.iter().next().unwrap();
     assert!(
         l.useful().contains_key(holder),
@@ -196,7 +196,7 @@ fn the_target_falls_when_too_many_nodes_are_eligible() {
 }
 
 #[test]
-fn undo_takes_every_kind_of_change_back_and_a_rank_must_wait_its_delay() {
+fn undo_takes_every_kind_of_change_back_with_the_kept_view_and_a_rank_must_wait_its_delay() {
     let n = net(&[1, 2, 3]);
     let mut l = Ledger::new(n.genesis.clone()).unwrap();
     let c = l.params.chain;
@@ -249,7 +249,14 @@ fn undo_takes_every_kind_of_change_back_and_a_rank_must_wait_its_delay() {
             (&want.state.apps, &want.state.dos, &want.counts)
         );
         assert_eq!(l.acc, crate::digest::Acc::of(&l.state));
+        // The kept placement and useful set come back exactly.
+        assert_eq!(l.view, want.view);
+        assert_eq!(l.view, assign::View::build(&l.state, &l.params));
     }
+    assert!(
+        history[3].view.assignments() != history[0].view.assignments(),
+        "the app's registration changed the placement that was undone"
+    );
     // A record that is not the tip's is refused.
     let e = l.undo(&blocks[3].0, &blocks[3].1).unwrap_err();
     assert!(e.why.contains("not the tip's"), "{e}");

@@ -9,6 +9,7 @@ mod equivocation;
 mod outbox;
 mod peer;
 mod produce;
+pub use produce::RankMemo;
 pub mod reorg;
 mod sync;
 

@@ -11,9 +11,10 @@ use tracing::{info, warn};
 use super::{lock, Shared};
 use crate::address::Address;
 use crate::keys;
+use crate::ledger::Ledger;
 use crate::p2p::Msg;
 use crate::state::NodeStatus;
-use crate::tx::{Tx, TxBody};
+use crate::tx::{Hash, PublicKey, Tx, TxBody};
 
 const TICK: Duration = Duration::from_millis(50);
 const MAX_TXS: usize = 2_000;
@@ -25,19 +26,40 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// A node's rank, worked out once per tip and slot: a tick that finds both unchanged
+/// reads it instead of hashing every useful node again.
+#[derive(Debug, Default)]
+pub struct RankMemo {
+    at: Option<(Hash, u64)>,
+    rank: Option<usize>,
+}
+
+impl RankMemo {
+    /// `node`'s rank in `slot` on `l`'s tip.
+    pub fn rank(&mut self, l: &Ledger, node: &PublicKey, slot: u64) -> Option<usize> {
+        let at = (l.tip.hash(), slot);
+        if self.at != Some(at) {
+            self.rank = l.rank(node, slot);
+            self.at = Some(at);
+        }
+        self.rank
+    }
+}
+
 /// Produces in every slot where this node ranks, once its rank's delay has passed. Each
 /// tick runs on tokio's blocking pool: producing applies a block and writes it to the store.
 pub async fn produce_loop(s: Arc<Shared>) {
+    let memo = Arc::new(std::sync::Mutex::new(RankMemo::default()));
     loop {
         tokio::time::sleep(TICK).await;
-        let s2 = s.clone();
-        let _ = tokio::task::spawn_blocking(move || tick(&s2)).await;
+        let (s2, m2) = (s.clone(), memo.clone());
+        let _ = tokio::task::spawn_blocking(move || tick(&s2, &mut lock(&m2))).await;
     }
 }
 
 /// Produces now if this node may: a slot after the tip's, where it ranks and its delay is
 /// over.
-fn tick(s: &Shared) {
+fn tick(s: &Shared, memo: &mut RankMemo) {
     let me = keys::public(&s.cfg.key);
     let now = now_ms();
     let block = {
@@ -48,7 +70,7 @@ fn tick(s: &Shared) {
         if slot <= l.tip.slot || slot <= signed {
             return;
         }
-        let Some(rank) = l.rank(&me, slot) else {
+        let Some(rank) = memo.rank(&l, &me, slot) else {
             return;
         };
         let start = l.genesis.time * 1000 + slot * slot_ms;
