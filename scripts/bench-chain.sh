@@ -8,6 +8,13 @@
 # (goal: at most 2x), and what one peer asking as fast as its message limit allows is served.
 # Extra arguments go to the driver (--help lists them), e.g. --rounds 9 or --sync-blocks 0.
 #
+# `--scale` instead prints the scale table: per network size (1,000 to 15,000 confirmed
+# nodes, 100 and 2,000 apps of 3 instances), validate + apply of a block, producing it, the
+# produce loop's rank (once per tip and slot) and tick, a block that confirms a new node and
+# one that registers an app, `listfluxnodes`, and the peak memory; then the goals at 15,000
+# nodes and 2,000 apps (apply <= 50 ms, tick <= 1 ms, listfluxnodes <= 1 s, <= 500 MB).
+# `--scale-sizes 1000x100,5000x2000` picks the sizes.
+#
 # To see where import time goes beyond the driver's own breakdown:
 #   perf record -g target/release/fluxnode-bench-chain --sync-blocks 0
 source "$(dirname "$0")/common.sh"
@@ -18,6 +25,20 @@ out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 "$driver" "$@" | tee "$out"
 result() { awk -v k="$1" '$1 == "RESULT" && $2 == k { print $3 }' "$out"; }
+if [[ " $* " == *" --scale "* ]]; then
+  big="$(result scale_15000x2000_apply_secs)"
+  [ -n "$big" ] || { echo "(no 15000x2000 row: goals not checked)"; exit 0; }
+  echo
+  goal() { # name value limit unit
+    if awk -v v="$2" -v l="$3" 'BEGIN { exit !(v >= 0 && v <= l) }'; then m=met; else m="NOT met"; fi
+    echo "goal at 15,000 nodes and 2,000 apps: $1 $2 $4 <= $3 $4: $m"
+  }
+  goal "validate + apply" "$big" 0.05 s
+  goal "produce-loop tick" "$(result scale_15000x2000_tick_secs)" 0.001 s
+  goal "listfluxnodes" "$(result scale_15000x2000_list_secs)" 1 s
+  goal "peak memory" "$(result scale_15000x2000_peak_rss_bytes)" 500000000 B
+  exit 0
+fi
 verify="$(result verify_per_sec)"
 import="$(result import_tx_per_sec)"
 ratio="$(result ratio)"

@@ -154,6 +154,24 @@ fn a_node_missing_its_assigned_instance_stops_producing_until_its_report_is_whol
         std::thread::sleep(Duration::from_millis(300));
     };
     let i = (0..3).find(|i| net.node_key(*i) == holder).unwrap();
+    // Every node's kept placement agrees, as listfluxnodes (answered from a copy of the
+    // ledger) and the deterministic list show it over the real port.
+    net.wait_height(net.height(0) + 1, Duration::from_secs(60));
+    for j in 0..3 {
+        let list = net.rpc(j, "listfluxnodes", json!([]));
+        let list = list.as_array().expect("a list");
+        assert_eq!(list.len(), 3, "node {j}: {list:?}");
+        for n in list {
+            let want = if n["key"] == holder.as_str() {
+                json!(["web/0"])
+            } else {
+                json!([])
+            };
+            assert_eq!(n["assigned"], want, "node {j} lists {n}");
+        }
+        let det = net.rpc(j, "viewdeterministicfluxnodelist", json!([]));
+        assert_eq!(det.as_array().map(Vec::len), Some(3), "node {j}: {det}");
+    }
     let status = |n: &Net| n.rpc(0, "getfluxnodestatus", json!([holder]));
     // Its next confirm carries a report without the instance: from then on it is not useful.
     let start = Instant::now();

@@ -200,7 +200,27 @@ impl Shared {
         }
     }
 
+    /// A request that lists every node (about 0.1 s at 15,000 nodes) is answered from a
+    /// copy of the ledger taken under the lock (a few ms), so block acceptance and other
+    /// calls do not wait for it. Only requests that do not touch the mempool go that way:
+    /// the copy's mempool is an empty scratch one.
     fn rpc(&self, body: &[u8], authorized: bool) -> Option<Vec<u8>> {
+        let has = |m: &str| body.windows(m.len()).any(|w| w == m.as_bytes());
+        let lists = has("listfluxnodes") || has("viewdeterministicfluxnodelist");
+        if lists && !has("sendrawtransaction") && !has("mempool") && !has("getinfo") {
+            let copy = lock(&self.ledger).clone();
+            let mut scratch = crate::mempool::Mempool::with_limits(Default::default());
+            let mut rpc = Rpc {
+                ledger: &copy,
+                store: &self.store,
+                mempool: &mut scratch,
+                authorized,
+                peers: lock(&self.peers).len(),
+                version: env!("CARGO_PKG_VERSION"),
+                relay: Vec::new(),
+            };
+            return rpc.handle(body).map(|v| v.to_string().into_bytes());
+        }
         let l = lock(&self.ledger);
         let mut m = lock(&self.mempool);
         let peers = lock(&self.peers).len();
