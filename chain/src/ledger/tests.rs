@@ -35,6 +35,11 @@ fn two_ledgers_fed_the_same_blocks_agree_and_rewards_follow_the_tiers() {
         assert_eq!((a.digest, a.height()), (b.digest, b.height()));
     }
     assert_eq!(a.state, b.state);
+    assert_eq!(
+        a.view, b.view,
+        "both keep the same placement and useful set"
+    );
+    assert_eq!(a.view, assign::View::build(&a.state, &a.params));
     assert_eq!(a.state.account(&to).balance, 7 * COIN);
     let paid = |i: usize| a.state.account(&owner_of(i)).balance;
     // 20 blocks: the two Cumulus nodes share the Cumulus coin (longest unpaid first), the
