@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Build everything the node image needs into target/fluxnode/out (or $FLUXNODE_ARTIFACTS):
-# kernel, static fluxnode binary, initramfs, UKI and the GPT disk image fluxnode.img.
+# Build both node images into target/fluxnode/out (or $FLUXNODE_ARTIFACTS), each from its
+# kernel (cached by a hash of the source version and its fragments) and the same static
+# fluxnode binary: fluxnode-qemu.img (virtio drivers; what CI boots) with its initramfs and
+# UKI in the directory itself, and fluxnode-metal.img (server NICs, HBAs, NVMe, AHCI, USB
+# keyboard, EFI framebuffer, two serial ports, hardware watchdogs; what a server owner
+# flashes) with its own in metal/.
 source "$(dirname "$0")/common.sh"
 kernel="$("$ROOT/scripts/build-kernel.sh" qemu | tail -n 1)"
+metal_kernel="$("$ROOT/scripts/build-kernel.sh" metal | tail -n 1)"
 say "building the static fluxnode binary"
 # libcontainer's seccomp goes in statically too (libseccomp.a from libseccomp-dev).
 LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH="/usr/lib/$(gcc -dumpmachine)" \
@@ -32,16 +37,25 @@ else
   keys+=(--release-keys "$dev_key.pub")
 fi
 for k in ${FLUXNODE_RELEASE_KEYS:-}; do keys+=(--release-keys "$k"); done
-if [ -f "$OUT_DIR/fluxnode.img" ] && [ "$OUT_DIR/fluxnode.img" -nt "$init" ] \
-   && [ "$OUT_DIR/fluxnode.img" -nt "$kernel" ] && [ "$OUT_DIR/fluxnode.img" -nt "$tool" ] \
-   && [ "$OUT_DIR/fluxnode.img" -nt "$dev_key.pub" ] && [ -z "${FLUXNODE_RELEASE_KEYS:-}" ] \
-   && [ "${FLUXNODE_RELEASE:-0}" != 1 ] \
-   && cmp -s "$kernel" "$OUT_DIR/bzImage"; then
-  say "image is up to date: $OUT_DIR/fluxnode.img"
-  exit 0
-fi
-say "building initramfs, UKI and disk image in $OUT_DIR"
-cp "$kernel" "$OUT_DIR/bzImage"
-cp "$(dirname "$kernel")/vmlinux.size" "$OUT_DIR/vmlinux.size" 2>/dev/null || true
-cp "$init" "$OUT_DIR/fluxnode"
-"$tool" all --kernel "$OUT_DIR/bzImage" --init "$OUT_DIR/fluxnode" --out-dir "$OUT_DIR" "${keys[@]}"
+# build FLAVOR KERNEL DIR DISK [all's flags]: one image, unless it is newer than its inputs.
+build() {
+  local flavor="$1" k="$2" dir="$3" disk="$3/$4"
+  shift 4
+  mkdir -p "$dir"
+  if [ -f "$disk" ] && [ "$disk" -nt "$init" ] && [ "$disk" -nt "$k" ] && [ "$disk" -nt "$tool" ] \
+     && [ "$disk" -nt "$dev_key.pub" ] && [ -z "${FLUXNODE_RELEASE_KEYS:-}" ] \
+     && [ "${FLUXNODE_RELEASE:-0}" != 1 ] && cmp -s "$k" "$dir/bzImage"; then
+    say "$flavor image is up to date: $disk"
+    return 0
+  fi
+  say "building the $flavor initramfs, UKI and disk image in $dir"
+  cp "$k" "$dir/bzImage"
+  cp "$(dirname "$k")/vmlinux.size" "$dir/vmlinux.size" 2>/dev/null || true
+  cp "$init" "$dir/fluxnode"
+  "$tool" all --kernel "$dir/bzImage" --init "$dir/fluxnode" --out-dir "$dir" "${keys[@]}" "$@"
+}
+build qemu "$kernel" "$OUT_DIR" fluxnode-qemu.img
+build metal "$metal_kernel" "$OUT_DIR/metal" fluxnode-metal.img --metal
+ln -f "$OUT_DIR/metal/fluxnode-metal.img" "$OUT_DIR/fluxnode-metal.img"
+# The name the README used before there were two images.
+rm -f "$OUT_DIR/fluxnode.img"

@@ -112,6 +112,31 @@ enum Command {
         #[arg(long, default_value = "latest")]
         tag: String,
     },
+    /// Put a node's config (checked with the node's parser), and optionally its wallet key
+    /// and the network's genesis, into an image's FLUXDATA before its first boot: as a
+    /// normal user, with no root, loop device or mount.
+    Configure {
+        image: PathBuf,
+        /// The node's config, written as /data/etc/fluxnode.toml.
+        #[arg(long)]
+        config: PathBuf,
+        /// The wallet key (Ed25519 PKCS#8), written as /data/keys/wallet.key (0600).
+        #[arg(long)]
+        wallet: Option<PathBuf>,
+        /// The network's genesis, written as /data/chain/genesis.json.
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+    },
+    /// Write an image to a disk (or a file at least as large), then read it back and
+    /// compare its SHA-256. Refuses a disk that is mounted, holds the running system, is in
+    /// use, or is smaller than the image.
+    Flash {
+        image: PathBuf,
+        target: PathBuf,
+        /// Do not ask before writing (needed when standard input is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Build initramfs, UKI and disk into one directory.
     All {
         #[arg(long)]
@@ -132,6 +157,10 @@ enum Command {
         /// A release build: at least one release key, and no development key.
         #[arg(long)]
         release: bool,
+        /// The metal image: `fluxnode-metal.img` and the metal command line (the kernel
+        /// given must be the metal one).
+        #[arg(long)]
+        metal: bool,
     },
 }
 
@@ -193,6 +222,41 @@ fn release(key: &Path, version: &str, uki: &Path, out: &Path) -> Result<()> {
         "{} version {v} uki sha256 {sha} ({} bytes)",
         out.display(),
         bundle.len()
+    );
+    Ok(())
+}
+
+/// Checks the target, asks (unless `yes`), writes, verifies and says what it did.
+fn flash(img: &Path, target: &Path, yes: bool) -> Result<()> {
+    use std::io::IsTerminal;
+    let len = image::flash::check(img, target)?;
+    if !yes {
+        anyhow::ensure!(
+            std::io::stdin().is_terminal(),
+            "not a terminal: add --yes to write {} to {}",
+            img.display(),
+            target.display()
+        );
+        eprint!(
+            "write {} ({} MiB) over everything on {}? type yes: ",
+            img.display(),
+            len >> 20,
+            target.display()
+        );
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        anyhow::ensure!(answer.trim() == "yes", "nothing written");
+    }
+    let f = image::flash::flash(img, target, std::io::stderr().is_terminal())?;
+    println!(
+        "wrote {} ({} bytes, sha256 {}) to {} in {:.1} s ({:.0} MiB/s{}); read back: the same sha256",
+        img.display(),
+        f.bytes,
+        f.sha256,
+        target.display(),
+        f.secs,
+        f.bytes as f64 / f.secs.max(1e-6) / (1 << 20) as f64,
+        if f.direct { ", O_DIRECT" } else { ", through the page cache: O_DIRECT is not supported there" }
     );
     Ok(())
 }
@@ -280,6 +344,19 @@ fn main() -> Result<()> {
             let digest = image::oci::build_layout(&from_dir, &out, &cmd, &env, &tag)?;
             println!("oci layout {} ({tag}): manifest {digest}", out.display());
         }
+        Command::Configure {
+            image,
+            config,
+            wallet,
+            genesis,
+        } => {
+            let puts = image::configure::plan(&config, wallet.as_deref(), genesis.as_deref())?;
+            for line in image::configure::apply(&image, &puts)? {
+                println!("{line}");
+            }
+            println!("{} is configured", image.display());
+        }
+        Command::Flash { image, target, yes } => flash(&image, &target, yes)?,
         Command::All {
             kernel,
             init,
@@ -289,13 +366,25 @@ fn main() -> Result<()> {
             version,
             release_keys: keys_files,
             release,
+            metal,
         } => {
+            let (cmdline, disk_name) = if metal {
+                let cmdline = if cmdline == image::DEFAULT_CMDLINE {
+                    image::METAL_CMDLINE.to_owned()
+                } else {
+                    cmdline
+                };
+                (cmdline, pipeline::METAL_DISK)
+            } else {
+                (cmdline, pipeline::DISK)
+            };
             let inputs = ImageInputs {
                 kernel,
                 init,
                 cmdline,
                 version,
                 disk_size: size,
+                disk_name: disk_name.to_owned(),
                 release_keys: release_keys(&keys_files, release)?,
             };
             for a in pipeline::build_all(&inputs, &out_dir)? {

@@ -17,6 +17,8 @@ pub struct ImageInputs {
     pub cmdline: String,
     pub version: String,
     pub disk_size: u64,
+    /// The disk image's file name (`DISK`, or `METAL_DISK` for the metal kernel's).
+    pub disk_name: String,
     /// The release keys file the node trusts for updates (none: it refuses them all).
     pub release_keys: Option<String>,
 }
@@ -24,7 +26,10 @@ pub struct ImageInputs {
 /// File names inside the output directory.
 pub const INITRAMFS: &str = "initramfs.cpio.zst";
 pub const UKI: &str = "fluxnode.efi";
-pub const DISK: &str = "fluxnode.img";
+/// The image for QEMU (virtio drivers only), which CI boots.
+pub const DISK: &str = "fluxnode-qemu.img";
+/// The image a server owner flashes (the metal kernel: server NICs, HBAs, watchdogs).
+pub const METAL_DISK: &str = "fluxnode-metal.img";
 
 /// Writes the initramfs; returns the uncompressed cpio size.
 pub fn initramfs(
@@ -58,7 +63,7 @@ pub fn build_all(inputs: &ImageInputs, out_dir: &Path) -> Result<Vec<Artifact>> 
         os_release: rootfs::os_release(&inputs.version),
     };
     uki::build(&uki_inputs, &out_dir.join("uki-sections"), &uki_path)?;
-    let disk = out_dir.join(DISK);
+    let disk = out_dir.join(&inputs.disk_name);
     DiskSpec::new(&uki_path, &inputs.version)
         .size(inputs.disk_size)
         .write(&disk)?;

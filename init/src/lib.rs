@@ -3,5 +3,5 @@
 //! command line) and networking (the DHCP client and its frames). The binary uses them
 //! from here.
 
-pub mod config;
+pub use fluxnode_config as config;
 pub mod net;

@@ -11,6 +11,10 @@ pub struct Artifacts {
     pub initrd: PathBuf,
     pub uki: PathBuf,
     pub disk: PathBuf,
+    /// The metal image and its kernel (server drivers), built beside the qemu one.
+    pub metal_disk: PathBuf,
+    pub metal_kernel: PathBuf,
+    pub metal_initrd: PathBuf,
     /// The static `fluxnode` binary the initramfs was built around.
     pub init: PathBuf,
     /// The development release key the image trusts: its private half stays in
@@ -46,6 +50,9 @@ impl Artifacts {
             initrd: dir.join(image::pipeline::INITRAMFS),
             uki: dir.join(image::pipeline::UKI),
             disk: dir.join(image::pipeline::DISK),
+            metal_disk: dir.join(image::pipeline::METAL_DISK),
+            metal_kernel: dir.join("metal/bzImage"),
+            metal_initrd: dir.join("metal").join(image::pipeline::INITRAMFS),
             init: dir.join("fluxnode"),
             release_key: std::env::var_os("FLUXNODE_DEV_KEY")
                 .map(PathBuf::from)
@@ -55,7 +62,15 @@ impl Artifacts {
                 .unwrap_or_else(|| target_dir().join("release/fluxnode-image")),
             dir,
         };
-        for p in [&a.kernel, &a.initrd, &a.uki, &a.disk, &a.init] {
+        for p in [
+            &a.kernel,
+            &a.initrd,
+            &a.uki,
+            &a.disk,
+            &a.init,
+            &a.metal_disk,
+            &a.metal_kernel,
+        ] {
             if !p.exists() {
                 return Err(format!(
                     "{} is missing: run ./scripts/build-image.sh (or ./scripts/test.sh) first",

@@ -65,6 +65,15 @@ pub struct VmBuilder {
     timeout: Duration,
     data_disk: Option<PathBuf>,
     guestfwds: Vec<u16>,
+    /// Server-like devices instead of virtio ones (see `server`).
+    server: Option<ServerDisks>,
+}
+
+/// The extra disks of a server-like VM: one on the q35's AHCI, one behind a megasas-gen2 HBA.
+#[derive(Debug, Clone)]
+pub struct ServerDisks {
+    pub sata: PathBuf,
+    pub sas: PathBuf,
 }
 
 impl VmBuilder {
@@ -81,7 +90,23 @@ impl VmBuilder {
             timeout: Duration::from_secs(120),
             data_disk: None,
             guestfwds: Vec::new(),
+            server: None,
         }
+    }
+
+    /// Server-like hardware instead of virtio: the node's disk on NVMe, an e1000e NIC, the
+    /// extra disks on the q35's AHCI and behind a megasas-gen2 HBA (MegaRAID SAS), and the
+    /// ICH9 TCO watchdog (iTCO_wdt) in place of the i6300esb. (virtio-rng stays: TCG's CPU
+    /// has no RDRAND, a server's has.)
+    pub fn server(mut self, disks: ServerDisks) -> Self {
+        self.server = Some(disks);
+        self
+    }
+
+    /// Turns the user-mode network on without forwards.
+    pub fn network(mut self) -> Self {
+        self.network = true;
+        self
     }
 
     /// A VM of the built artifacts, direct (`disk = false`) or through OVMF, with the
@@ -144,6 +169,23 @@ impl VmBuilder {
         self
     }
 
+    /// The node's own disk: virtio, or NVMe on a server-like VM.
+    fn node_disk(&self, image: &Path) -> Vec<String> {
+        if self.server.is_some() {
+            vec![
+                "-drive".into(),
+                format!("if=none,id=boot,format=raw,file={}", image.display()),
+                "-device".into(),
+                "nvme,serial=fluxnode-boot,drive=boot".into(),
+            ]
+        } else {
+            vec![
+                "-drive".into(),
+                format!("if=virtio,format=raw,file={}", image.display()),
+            ]
+        }
+    }
+
     /// The QEMU arguments for a VM whose private files live in `dir`.
     fn args(&self, dir: &Path, serial: &str) -> Result<Vec<String>, VmError> {
         let mut a: Vec<String> = [
@@ -170,12 +212,27 @@ impl VmBuilder {
         ]);
         a.extend(["-device".into(), "virtio-rng-pci".into()]);
         // Every VM has a hardware watchdog, as a server would; when it fires, the VM resets.
-        a.extend([
-            "-device".into(),
-            "i6300esb".into(),
-            "-action".into(),
-            "watchdog=reset".into(),
-        ]);
+        // A server-like VM uses the chipset's own TCO watchdog, with the "no reboot" strap
+        // off so that it may reset the machine.
+        match &self.server {
+            None => a.extend(["-device".into(), "i6300esb".into()]),
+            Some(d) => {
+                a.extend(["-global".into(), "ICH9-LPC.noreboot=off".into()]);
+                a.extend([
+                    "-drive".into(),
+                    format!("if=none,id=sata0,format=raw,file={}", d.sata.display()),
+                    "-device".into(),
+                    "ide-hd,drive=sata0,bus=ide.0".into(),
+                    "-device".into(),
+                    "megasas-gen2,id=sas".into(),
+                    "-drive".into(),
+                    format!("if=none,id=sas0,format=raw,file={}", d.sas.display()),
+                    "-device".into(),
+                    "scsi-hd,drive=sas0,bus=sas.0".into(),
+                ]);
+            }
+        }
+        a.extend(["-action".into(), "watchdog=reset".into()]);
         if !self.reboot {
             a.push("-no-reboot".into());
         }
@@ -190,10 +247,7 @@ impl VmBuilder {
                 a.extend(["-initrd".into(), initrd.display().to_string()]);
                 a.extend(["-append".into(), cmdline]);
                 if let Some(disk) = &self.data_disk {
-                    a.extend([
-                        "-drive".into(),
-                        format!("if=virtio,format=raw,file={}", disk.display()),
-                    ]);
+                    a.extend(self.node_disk(disk));
                 }
             }
             Boot::Disk { image } => {
@@ -212,9 +266,8 @@ impl VmBuilder {
                     format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"),
                     "-drive".into(),
                     format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
-                    "-drive".into(),
-                    format!("if=virtio,format=raw,file={}", image.display()),
                 ]);
+                a.extend(self.node_disk(image));
             }
         }
         if self.network {
@@ -228,9 +281,14 @@ impl VmBuilder {
                 ));
             }
             a.extend(["-netdev".into(), netdev]);
+            let nic = if self.server.is_some() {
+                "e1000e"
+            } else {
+                "virtio-net-pci"
+            };
             a.extend([
                 "-device".into(),
-                "virtio-net-pci,netdev=n0,id=nic0,romfile=".into(),
+                format!("{nic},netdev=n0,id=nic0,romfile="),
             ]);
         }
         Ok(a)

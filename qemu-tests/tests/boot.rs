@@ -227,6 +227,7 @@ fn building_the_image_twice_gives_identical_bytes() {
         cmdline: image::DEFAULT_CMDLINE.into(),
         version: image::VERSION.into(),
         disk_size: 256 * 1024 * 1024,
+        disk_name: image::pipeline::DISK.into(),
         release_keys: Some(
             std::fs::read_to_string(a.release_key.with_extension("pub"))
                 .expect("the image's release key (./scripts/build-image.sh)"),

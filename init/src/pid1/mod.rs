@@ -8,6 +8,7 @@ mod cmdline;
 pub mod console;
 pub mod control;
 mod events;
+pub mod hardware;
 mod helper;
 mod logfile;
 mod phases;

@@ -17,6 +17,15 @@ use tracing::{info, warn};
 nix::ioctl_read!(wdioc_keepalive, b'W', 5, libc::c_int);
 nix::ioctl_readwrite!(wdioc_settimeout, b'W', 6, libc::c_int);
 nix::ioctl_read!(wdioc_gettimeout, b'W', 7, libc::c_int);
+nix::ioctl_read!(wdioc_getsupport, b'W', 0, WatchdogInfo);
+
+/// The kernel's `struct watchdog_info` (WDIOC_GETSUPPORT): the driver's identity.
+#[repr(C)]
+pub struct WatchdogInfo {
+    options: u32,
+    firmware_version: u32,
+    identity: [u8; 32],
+}
 
 /// The device for the end of PID1 (a clone of the loop's descriptor).
 static LAST: Mutex<Option<File>> = Mutex::new(None);
@@ -93,8 +102,21 @@ impl Watchdog {
             Ok(_) if secs > 0 => Duration::from_secs(secs as u64),
             _ => Duration::from_secs(30),
         };
+        let mut info = WatchdogInfo {
+            options: 0,
+            firmware_version: 0,
+            identity: [0; 32],
+        };
+        // SAFETY: the ioctl writes one struct watchdog_info we own.
+        let identity = match unsafe { wdioc_getsupport(dev.as_raw_fd(), &mut info) } {
+            Ok(_) => {
+                let end = info.identity.iter().position(|b| *b == 0).unwrap_or(32);
+                String::from_utf8_lossy(&info.identity[..end]).into_owned()
+            }
+            Err(e) => format!("identity unknown: {e}"),
+        };
         info!(
-            "watchdog: {} armed, timeout {} s, petted every {} ms",
+            "watchdog: {} armed, timeout {} s, petted every {} ms ({identity})",
             path.display(),
             timeout.as_secs(),
             (timeout / 3).as_millis()

@@ -39,6 +39,12 @@ pub fn run(boot: &mut Boot) -> Result<()> {
     info!("net lo 127.0.0.1/8 (loopback)");
     boot.net.push("lo 127.0.0.1/8 (loopback)".into());
     let links = net::ethernet_links(Path::new("/sys/class/net"));
+    for line in crate::pid1::hardware::nics(Path::new("/sys")) {
+        info!("{line}");
+    }
+    if links.is_empty() {
+        warn!("{}", crate::pid1::hardware::no_nic_line(Path::new("/sys")));
+    }
     match boot.config.network.mode {
         NetMode::Off => info!("net: off by config; links {links:?} left down"),
         NetMode::Static => match links.first() {

@@ -154,6 +154,9 @@ fn describe_mount() -> String {
 }
 
 pub fn run(boot: &mut Boot) -> Result<()> {
+    for line in crate::pid1::hardware::disks(Path::new("/sys")) {
+        info!("{line}");
+    }
     let Some(part) = find::by_label(Path::new("/sys/class/block"), LABEL) else {
         degrade(boot, format!("no partition labelled {LABEL}"));
         return Ok(());
