@@ -5,7 +5,9 @@
 //! EINTR and the work fails instead of hanging the loop. libcontainer retries none of
 //! these on EINTR (checked in its 0.7 sources), so one interruption ends the wait.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
 use std::time::Duration;
 
 use nix::sys::signal::{
@@ -15,10 +17,21 @@ use nix::sys::time::TimeSpec;
 use nix::sys::timer::{Expiration, Timer, TimerSetTimeFlags};
 use nix::time::ClockId;
 
-static FIRED: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    /// Whether this thread's timer fired: the timer signals only the thread that armed it,
+    /// so bounded calls on several threads at once do not see each other's alarms.
+    static FIRED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The handler is installed once and stays: restoring SIGALRM's default action after a
+/// call (as this did before) raced with another thread's armed timer, whose signal then
+/// ended the process.
+static HANDLER: Once = Once::new();
+static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_alarm(_: libc::c_int) {
-    FIRED.store(true, Ordering::SeqCst);
+    // A const-initialised thread local without a destructor: a plain TLS store.
+    FIRED.with(|f| f.set(true));
 }
 
 /// The limit passed: what the work was doing is unknown, its result was dropped.
@@ -46,16 +59,20 @@ fn thread_timer(first: Duration, every: Duration) -> nix::Result<Timer> {
 /// its result, or [`TimedOut`] when the alarm fired before it finished. When the alarm
 /// cannot be set up, the work runs unbounded.
 pub fn bounded<T>(limit: Duration, work: impl FnOnce() -> T) -> Result<T, TimedOut> {
-    FIRED.store(false, Ordering::SeqCst);
-    let handler = SigAction::new(
-        SigHandler::Handler(on_alarm),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    let Ok(old) = (unsafe { sigaction(Signal::SIGALRM, &handler) }) else {
+    FIRED.with(|f| f.set(false));
+    HANDLER.call_once(|| {
+        let handler = SigAction::new(
+            SigHandler::Handler(on_alarm),
+            SaFlags::empty(),
+            SigSet::empty(),
+        );
+        // SAFETY: the handler only stores to a thread-local flag.
+        let ok = unsafe { sigaction(Signal::SIGALRM, &handler) }.is_ok();
+        INSTALLED.store(ok, Ordering::SeqCst);
+    });
+    if !INSTALLED.load(Ordering::SeqCst) {
         return Ok(work());
-    };
+    }
     let mut alarm = SigSet::empty();
     alarm.add(Signal::SIGALRM);
     let mut old_mask = SigSet::empty();
@@ -68,15 +85,11 @@ pub fn bounded<T>(limit: Duration, work: impl FnOnce() -> T) -> Result<T, TimedO
     let timer = thread_timer(limit, Duration::from_millis(100));
     let armed = timer.is_ok();
     let result = work();
-    // Disarm (drop deletes the timer) before the handler goes: SIGALRM's default action
-    // would end the process.
     drop(timer);
     if unblocked {
         let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
     }
-    // SAFETY: restores the action that was there before.
-    let _ = unsafe { sigaction(Signal::SIGALRM, &old) };
-    if armed && FIRED.load(Ordering::SeqCst) {
+    if armed && FIRED.with(|f| f.get()) {
         return Err(TimedOut(limit));
     }
     Ok(result)
