@@ -36,6 +36,23 @@ pub const METHODS: [&str; 18] = [
     "getappspecs",
     "getapplocation",
 ];
+/// Whether every call in a request body is one of the node lists, which a copy of the
+/// ledger can answer without the lock (see `node::Shared::rpc`): any other method, such as
+/// one that reads the mempool, or a body that does not parse, is answered the usual way.
+pub fn only_node_lists(body: &[u8]) -> bool {
+    let is_list = |r: &Value| {
+        matches!(
+            r.get("method").and_then(Value::as_str),
+            Some("listfluxnodes" | "viewdeterministicfluxnodelist")
+        )
+    };
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(batch)) => !batch.is_empty() && batch.iter().all(is_list),
+        Ok(req @ Value::Object(_)) => is_list(&req),
+        _ => false,
+    }
+}
+
 /// Methods that change something: they need the API token.
 pub const NEED_TOKEN: [&str; 1] = ["sendrawtransaction"];
 

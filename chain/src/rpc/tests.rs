@@ -239,3 +239,24 @@ fn errors_are_json_rpc_errors() {
         (Some(3), Some(-32601))
     );
 }
+
+#[test]
+fn only_calls_that_list_nodes_are_answered_from_a_copy_of_the_ledger() {
+    use super::only_node_lists;
+    assert!(only_node_lists(
+        br#"{"jsonrpc":"2.0","id":1,"method":"listfluxnodes"}"#
+    ));
+    assert!(only_node_lists(
+        br#"[{"id":1,"method":"listfluxnodes"},{"id":2,"method":"viewdeterministicfluxnodelist"}]"#
+    ));
+    // A method that reads the mempool must see the real one, even beside a list.
+    assert!(!only_node_lists(
+        br#"[{"id":1,"method":"listfluxnodes"},{"id":2,"method":"getrawtransaction","params":["00"]}]"#
+    ));
+    // The name inside a parameter is not the method.
+    assert!(!only_node_lists(
+        br#"{"id":1,"method":"sendrawtransaction","params":["listfluxnodes"]}"#
+    ));
+    assert!(!only_node_lists(b"[]"));
+    assert!(!only_node_lists(b"listfluxnodes"));
+}

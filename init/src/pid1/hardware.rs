@@ -163,46 +163,48 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     #[test]
-    fn a_fake_sysfs_gives_one_line_per_disk_and_nic_and_names_driverless_cards() {
-        let t = tempfile::tempdir().unwrap();
+    fn a_fake_sysfs_gives_one_line_per_disk_and_nic_and_names_driverless_cards(
+    ) -> std::io::Result<()> {
+        let t = tempfile::tempdir()?;
         let sys = t.path();
         let pci = sys.join("devices/pci0000:00/0000:00:04.0");
-        fs::create_dir_all(pci.join("nvme/nvme0")).unwrap();
-        fs::create_dir_all(sys.join("bus/pci/drivers/nvme")).unwrap();
-        fs::create_dir_all(sys.join("bus/pci")).unwrap();
-        symlink(sys.join("bus/pci"), pci.join("subsystem")).unwrap();
-        symlink(sys.join("bus/pci/drivers/nvme"), pci.join("driver")).unwrap();
-        fs::write(pci.join("nvme/nvme0/model"), "QEMU NVMe Ctrl  \n").unwrap();
-        fs::create_dir_all(sys.join("block/nvme0n1")).unwrap();
-        fs::write(sys.join("block/nvme0n1/size"), "4194304\n").unwrap();
-        symlink(pci.join("nvme/nvme0"), sys.join("block/nvme0n1/device")).unwrap();
-        fs::create_dir_all(sys.join("block/loop0")).unwrap();
-        fs::write(sys.join("block/loop0/size"), "8\n").unwrap();
+        fs::create_dir_all(pci.join("nvme/nvme0"))?;
+        fs::create_dir_all(sys.join("bus/pci/drivers/nvme"))?;
+        fs::create_dir_all(sys.join("bus/pci"))?;
+        symlink(sys.join("bus/pci"), pci.join("subsystem"))?;
+        symlink(sys.join("bus/pci/drivers/nvme"), pci.join("driver"))?;
+        fs::write(pci.join("nvme/nvme0/model"), "QEMU NVMe Ctrl  \n")?;
+        fs::create_dir_all(sys.join("block/nvme0n1"))?;
+        fs::write(sys.join("block/nvme0n1/size"), "4194304\n")?;
+        symlink(pci.join("nvme/nvme0"), sys.join("block/nvme0n1/device"))?;
+        fs::create_dir_all(sys.join("block/loop0"))?;
+        fs::write(sys.join("block/loop0/size"), "8\n")?;
         assert_eq!(
             disks(sys),
             vec!["disk nvme0n1: nvme, QEMU NVMe Ctrl, 2.0 GiB"]
         );
         // A card with a driver, one without (only on the PCI bus), and loopback.
         let nic = sys.join("devices/pci0000:00/0000:00:02.0");
-        fs::create_dir_all(&nic).unwrap();
-        fs::create_dir_all(sys.join("bus/pci/drivers/e1000e")).unwrap();
-        symlink(sys.join("bus/pci/drivers/e1000e"), nic.join("driver")).unwrap();
-        fs::create_dir_all(sys.join("class/net/eth0")).unwrap();
-        fs::create_dir_all(sys.join("class/net/lo")).unwrap();
-        symlink(&nic, sys.join("class/net/eth0/device")).unwrap();
-        fs::write(sys.join("class/net/eth0/address"), "52:54:00:12:34:56\n").unwrap();
-        fs::write(sys.join("class/net/eth0/carrier"), "1\n").unwrap();
-        fs::write(sys.join("class/net/eth0/speed"), "1000\n").unwrap();
+        fs::create_dir_all(&nic)?;
+        fs::create_dir_all(sys.join("bus/pci/drivers/e1000e"))?;
+        symlink(sys.join("bus/pci/drivers/e1000e"), nic.join("driver"))?;
+        fs::create_dir_all(sys.join("class/net/eth0"))?;
+        fs::create_dir_all(sys.join("class/net/lo"))?;
+        symlink(&nic, sys.join("class/net/eth0/device"))?;
+        fs::write(sys.join("class/net/eth0/address"), "52:54:00:12:34:56\n")?;
+        fs::write(sys.join("class/net/eth0/carrier"), "1\n")?;
+        fs::write(sys.join("class/net/eth0/speed"), "1000\n")?;
         assert_eq!(
             nics(sys),
             vec!["nic eth0: e1000e, 52:54:00:12:34:56, link up, 1000 Mb/s"]
         );
         let orphan = sys.join("bus/pci/devices/0000:03:00.0");
-        fs::create_dir_all(&orphan).unwrap();
-        fs::write(orphan.join("class"), "0x020000\n").unwrap();
-        fs::write(orphan.join("vendor"), "0x8086\n").unwrap();
-        fs::write(orphan.join("device"), "0x1572\n").unwrap();
+        fs::create_dir_all(&orphan)?;
+        fs::write(orphan.join("class"), "0x020000\n")?;
+        fs::write(orphan.join("vendor"), "0x8086\n")?;
+        fs::write(orphan.join("device"), "0x1572\n")?;
         let line = no_nic_line(sys);
         assert!(line.contains("8086:1572 at 0000:03:00.0"), "{line}");
+        Ok(())
     }
 }
